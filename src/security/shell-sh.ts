@@ -82,6 +82,8 @@ export const posixShell: Unfolder = (args) => {
       keepSelf: false,
       run: [],
       code: [code.value.includes("{}") ? { ...code, dynamic: true } : code],
+      // `sh -c CODE NAME A B`: the code's $0, $1, $2.
+      positional: args.slice(scan.next + 1),
     };
   }
   const script = args[scan.next];

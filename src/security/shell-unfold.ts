@@ -32,6 +32,8 @@ export interface UnfoldStep {
   run: Arg[][];
   /** POSIX sh code it runs with /bin/sh -c (`sh -c CODE`, eval, trap, watch, tar --to-command). */
   code: Arg[];
+  /** The words the code's positional parameters ($0, $1, ...) are bound to (`sh -c CODE NAME A`). */
+  positional?: Arg[];
   /** The code runs later, at any point (a trap action): it sees every directory change. */
   deferred?: boolean;
   /** It reads its program from stdin (a shell with no -c and no script operand). */

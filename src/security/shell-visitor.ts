@@ -15,15 +15,22 @@ import { checkContinuations, checkText } from "./shell-lexical.js";
 import { optionsRunPrograms, unfolderFor } from "./shell-programs.js";
 import { type Redirect, redirectOf } from "./shell-redirects.js";
 import { appendedCommand, runtimeOptions } from "./shell-runtime-args.js";
-import { type Arg, basename, isSystemProgramPath, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
+import { type Arg, basename, isSystemProgramPath, type UnfoldStep } from "./shell-unfold.js";
+import {
+  describeCommand,
+  type Launch,
+  range,
+  recordChdir,
+  recordCommand,
+  recordWrapperFiles,
+} from "./shell-visitor-record.js";
 import { ShellSource, type WordHooks, wordValue } from "./shell-words.js";
 
 /** Wrappers and `sh -c` strings nested deeper than this are refused. */
 export const MAX_UNFOLD_DEPTH = 8;
 /** Compound commands and substitutions nested deeper than this are refused (stack safety). */
 export const MAX_SYNTAX_DEPTH = 64;
-/** More simple commands than this in one string are refused. */
-export const MAX_SIMPLE_COMMANDS = 2048;
+export { MAX_SIMPLE_COMMANDS } from "./shell-visitor-record.js";
 
 export interface Ctx {
   src: ShellSource;
@@ -44,21 +51,6 @@ export interface Ctx {
   substitutionEnd: number | undefined;
   /** The shell running this code reads its program from its stdin (`sh <<'EOF'`). */
   programOnStdin: boolean;
-}
-
-/** Where one written command is launched from, as wrappers are unfolded. */
-interface Launch {
-  ctx: Ctx;
-  group: number;
-  redirects: Redirect[];
-  stdinPiped: boolean;
-  /** Program text a shell would read from a here-document. */
-  stdinCode: Arg | undefined;
-  wrappers: string[];
-  privileged: boolean;
-  openArgs: boolean;
-  assigns: string[];
-  localDirs: Arg[];
 }
 
 export class Analyzer {
@@ -341,13 +333,13 @@ export class Analyzer {
     }
     const head = args[0]!;
     if (head.dynamic) {
-      this.push(args, at, undefined);
+      recordCommand(this.out, args, at, undefined);
       return;
     }
     const effect = head.value.includes("/") ? undefined : builtinEffect(args);
     if (effect) {
       this.out.assignedNames.push(...effect.assigns);
-      if (effect.chdir) this.chdir(effect.chdir, at);
+      if (effect.chdir) recordChdir(this.out, effect.chdir, at);
     }
     const name = basename(head.value);
     // `./timeout` or `/workspace/sh` is whatever file the agent put there, not the wrapper.
@@ -355,7 +347,7 @@ export class Analyzer {
     if (known && optionsRunPrograms(name)) runtimeOptions(name, args, at.wrappers);
     const step: UnfoldStep | undefined = known ? unfolderFor(name)?.(args) : undefined;
     if (!step) {
-      this.push(args, at, undefined);
+      recordCommand(this.out, args, at, undefined);
       return;
     }
     if (step.refuse !== undefined) throw cannotJudge(step.refuse);
@@ -370,8 +362,8 @@ export class Analyzer {
     for (const h of [...(step.helpers ?? []), ...shell])
       if (!this.out.helpers.includes(h)) this.out.helpers.push(h);
     const useStdin = step.stdinProgram === true && at.stdinCode !== undefined;
-    if (step.keepSelf && !useStdin) this.push(args, at, step);
-    else this.wrapperFiles(name, step, at);
+    if (step.keepSelf && !useStdin) recordCommand(this.out, args, at, step);
+    else recordWrapperFiles(this.out, name, step, at);
     const inner: Launch = {
       ...at,
       wrappers: [...at.wrappers, name],
@@ -392,9 +384,11 @@ export class Analyzer {
     }
     if (useStdin) checkStdinProgram(name, at.stdinCode!);
     const code = useStdin ? [...step.code, at.stdinCode!] : step.code;
+    // Each value a positional parameter may have, like an assignment's (`sh -c 'rm -rf $0' "$TMPDIR"`).
+    for (const [n, a] of (step.positional ?? []).entries()) this.out.assignedValues.push(`${n}=${a.value}`);
     for (const c of code) {
       if (c.dynamic) {
-        this.push([{ value: c.value, dynamic: true }], inner, undefined);
+        recordCommand(this.out, [{ value: c.value, dynamic: true }], inner, undefined);
         continue;
       }
       if (depth + 1 > MAX_UNFOLD_DEPTH) {
@@ -415,84 +409,4 @@ export class Analyzer {
       });
     }
   }
-
-  /**
-   * A wrapper that is not a command of its own (xargs, strace, flock, script -c) still opens
-   * the files its options name, where it runs: judged as a command in its place would be.
-   */
-  private wrapperFiles(name: string, step: UnfoldStep, at: Launch): void {
-    const index = this.out.commands.length;
-    for (const f of step.files ?? []) {
-      this.out.wrapperFiles.push({
-        program: name,
-        path: f.arg.value,
-        dynamic: f.arg.dynamic,
-        write: f.write,
-        at: index,
-        dirScope: at.ctx.scope === "floating" ? Number.POSITIVE_INFINITY : index,
-        localDirs: at.localDirs.map((d) => ({ path: d.value, dynamic: d.dynamic })),
-      });
-    }
-  }
-
-  /** The command about to be pushed moves the shell: commands after it start in `target`. */
-  private chdir(change: { target: Arg; physical: boolean }, at: Launch): void {
-    this.out.dirs.push({
-      target: change.target.value,
-      dynamic: change.target.dynamic,
-      physical: change.physical,
-      at: this.out.commands.length + 1,
-      repeats: at.ctx.scope !== "plain",
-      certain: [],
-    });
-  }
-
-  private push(args: Arg[], at: Launch, step: UnfoldStep | undefined): void {
-    if (this.out.commands.length >= MAX_SIMPLE_COMMANDS) {
-      throw cannotParse(`more than ${MAX_SIMPLE_COMMANDS} simple commands`);
-    }
-    const index = this.out.commands.length;
-    const files = (step?.files ?? []).map((f: OptionFile) => ({
-      path: f.arg.value,
-      dynamic: f.arg.dynamic,
-      write: f.write,
-    }));
-    this.out.commands.push({
-      argv: args.map((a) => a.value),
-      argDynamic: args.map((a) => a.dynamic),
-      spans: args.map((a) => a.span ?? null),
-      dataArgs: step?.data ?? [],
-      dynamic: args[0]!.dynamic,
-      redirects: at.redirects,
-      files,
-      localDirs: [...at.localDirs, ...(step?.dirs ?? [])].map((d) => ({ path: d.value, dynamic: d.dynamic })),
-      assigns: at.assigns,
-      wrappers: at.wrappers,
-      privileged: at.privileged,
-      openArgs: at.openArgs,
-      stdinPiped: at.stdinPiped,
-      stdinProgram: step?.stdinProgram === true,
-      background: false,
-      group: at.group,
-      parentGroup: at.ctx.parentGroup,
-      dirScope: at.ctx.scope === "floating" ? Number.POSITIVE_INFINITY : index,
-    });
-  }
-}
-
-function describeCommand(type: string): string {
-  const names: Record<string, string> = {
-    ArithmCmd: "an arithmetic command ((...)) (bash)",
-    TestClause: "[[ ... ]] (bash); use [ ... ]",
-    DeclClause: "declare/typeset (bash)",
-    LetClause: "let (bash)",
-    TimeClause: "the time keyword (bash)",
-    CoprocClause: "coproc (bash)",
-    TestDecl: "a test declaration",
-  };
-  return names[type] ?? `a command of type ${type}`;
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: to - from }, (_, i) => from + i);
 }

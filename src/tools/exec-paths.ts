@@ -40,6 +40,12 @@ import { refuseEnvWrites } from "./exec-env-writes.js";
 import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } from "./exec-known.js";
 import { runTimeNamed } from "./exec-merge.js";
 import { assignedPaths, cwdPath, refuseOldPwd, runsRuntimeRemoval } from "./exec-removals.js";
+import {
+  hasSubstitution,
+  refuseUnknownSubstitution,
+  substitutionCommands,
+  substitutionValue,
+} from "./exec-substitutions.js";
 
 export { CONTAINER_HOME } from "./exec-known.js";
 
@@ -211,6 +217,15 @@ async function pathsFrom(
             continue;
           }
           const via = `argument ${k} of ${name}`;
+          if (removing && access === "write" && hasSubstitution(text)) {
+            // `rm -rf "$(dirname ~/x)"`: the path it prints, where known; else refused or left to the domain.
+            const value = substitutionValue(text, vars);
+            if (value !== undefined) {
+              await r.judge(value, dirs, "write", via, true, false, true);
+              continue;
+            }
+            refuseUnknownSubstitution(text, substitutionCommands(analysis, i), via);
+          }
           if (removing && access === "write") {
             refuseOldPwd(text, via);
             // `d=$TMPDIR; rm -rf "$d"`: each known value the command gives the variable.

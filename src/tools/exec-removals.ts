@@ -48,16 +48,7 @@ export function refuseOldPwd(written: string, via: string): void {
  */
 export function runsRuntimeRemoval(analysis: CommandAnalysis, index: number, vars: KnownVars): boolean {
   const cmds = analysis.commands;
-  const group = cmds[index]!.group;
-  const parentOf = new Map(cmds.map((c) => [c.group, c.parentGroup]));
-  const inFind = (g: number | undefined): boolean => {
-    const seen = new Set<number>();
-    for (; g !== undefined && !seen.has(g); g = parentOf.get(g)) {
-      if (g === group) return true;
-      seen.add(g);
-    }
-    return false;
-  };
+  const inFind = withinGroup(analysis, cmds[index]!.group);
   return cmds.some(
     (c, j) =>
       j !== index &&
@@ -68,6 +59,19 @@ export function runsRuntimeRemoval(analysis: CommandAnalysis, index: number, var
           c.argDynamic[k] && knownPart(c.argv[k]!, vars)?.whole !== true && mayBeFound(c.argv[k]!, analysis),
       ),
   );
+}
+
+/** Whether a group is `group` or nested in it (code it runs, its substitutions): its parent chain leads there. */
+export function withinGroup(analysis: CommandAnalysis, group: number): (g: number | undefined) => boolean {
+  const parentOf = new Map(analysis.commands.map((c) => [c.group, c.parentGroup]));
+  return (g) => {
+    const seen = new Set<number>();
+    for (; g !== undefined && !seen.has(g); g = parentOf.get(g)) {
+      if (g === group) return true;
+      seen.add(g);
+    }
+    return false;
+  };
 }
 
 /** Positional parameters (`$1`, `"$@"`, `${2}`) and find's `{}`: how find hands a command what it found. */
@@ -94,7 +98,8 @@ function mayBeFound(written: string, analysis: CommandAnalysis, depth = 0): bool
 }
 
 /** A word (its double quotes taken out) that is a variable whole, then a fixed rest: `$d`, `${d}/`, `"$d"/x`. */
-const VAR_LEAD = /^\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})(\/[^$`*?[\]~\\'"]*)?$/;
+const VAR_LEAD =
+  /^\$(?:([A-Za-z_][A-Za-z0-9_]*|[0-9@*])|\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])\})(\/[^$`*?[\]~\\'"]*)?$/;
 /** A value the text shows whole (double quotes around it taken out). */
 const FIXED_VALUE = /^[^$`*?[\]~\\'"]+$/;
 /** How many variables deep a value is followed (`a=~; b=$a`). */
@@ -120,6 +125,8 @@ export function assignedPaths(
   if (!m || name === undefined) return [];
   const rest = m[3] ?? "";
   return valuesOf(name, analysis).flatMap((value) => {
+    // find's `{}` is what find found: judged with find's starting points (runsRuntimeRemoval).
+    if (value.includes("{}")) return [];
     const bare = value.replace(/^"([^"]*)"$/, "$1");
     if (FIXED_VALUE.test(bare)) return [bare + rest];
     const known = knownPart(value, vars);
@@ -135,7 +142,9 @@ function valuesOf(name: string, analysis: CommandAnalysis): string[] {
   const declared = analysis.commands.flatMap((c) =>
     ["export", "readonly", "local"].includes(commandName(c)) ? c.argv.slice(1) : [],
   );
+  // "$@" and "$*" are every positional parameter from $1 on.
+  const all = name === "@" || name === "*";
   return [...analysis.assignedValues, ...declared].flatMap((a) =>
-    a.startsWith(`${name}=`) ? [a.slice(name.length + 1)] : [],
+    a.startsWith(`${name}=`) || (all && /^[1-9][0-9]*=/.test(a)) ? [a.slice(a.indexOf("=") + 1)] : [],
   );
 }

@@ -37,6 +37,9 @@ const PROGRAMS = [
   "tar",
   "zip",
   "pwd",
+  "dirname",
+  "printf",
+  "ls",
 ];
 const worker = readAllWriteOut(PROGRAMS);
 
@@ -231,4 +234,48 @@ describe("a shell find runs that removes only its own temp file", () => {
     ],
     "still refuses %s, which removes what find found",
   );
+});
+
+describe("a removed word that is a command substitution", () => {
+  refusesEach([
+    'rm -rf "$(echo $HOME)"',
+    'rm -rf "$(dirname ~/x)"',
+    'rm -rf "$(cd ~ && pwd)"',
+    'rm -rf $(printf %s "$TMPDIR")',
+    'rm -rf "$(dirname "$(echo ~/x)")"/',
+  ]);
+
+  it.each([['rm -rf "$(cat /workspace/out/list)"'], ['rm -rf "$(ls -d ~)"']])(
+    "refuses %s, whose value the judge cannot compute, as unjudgeable",
+    async (command) => {
+      await expectKept(command, /command substitution prints a path known only at run time/);
+    },
+    60_000,
+  );
+
+  it("still runs removals of a fresh temp folder, names ls lists, and a computed path in the folder", async () => {
+    await keep();
+    expectOk(await b.exec("worker", 'rm -rf "$(mktemp -d)"'));
+    expectOk(await b.exec("worker", "cd /workspace/out && echo x > a.o && rm -f $(ls *.o)"));
+    expect(b.exists("/workspace/out/a.o")).toBe(false);
+    expectOk(await b.exec("worker", 'echo x > ~/f && rm -f "$(dirname ~/x)/f"'));
+    expect(await kept()).toBe("k\n");
+  }, 60_000);
+});
+
+describe("an inline shell's positional parameters bound to the words after it", () => {
+  refusesEach([
+    `sh -c 'rm -rf $0' "$TMPDIR"`,
+    `sh -c 'rm -rf "$1"' _ ~`,
+    `sh -c 'rm -rf "$@"' _ /workspace/out/x ~`,
+    `sh -c 'for d; do rm -rf "$d"; done' _ @P`,
+  ]);
+
+  it("still runs one that removes a file it is handed", async () => {
+    await keep();
+    expectOk(await b.exec("worker", `echo x > /workspace/out/y && sh -c 'rm -f "$1"' _ /workspace/out/y`));
+    expect(b.exists("/workspace/out/y")).toBe(false);
+    expectOk(await b.exec("worker", `sh -c 'rm -f "$1"' _ ~/keep`));
+    expect(await kept()).toBe("");
+  }, 60_000);
 });
