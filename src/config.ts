@@ -4,12 +4,12 @@
 // defaults; config-file.ts: reading one; config-tighten.ts: the layering). No other module
 // reads process.env.
 
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseDocument } from "yaml";
 import { checkedRedisUrl } from "./cluster/redis-url.js";
 import { readConfigFile } from "./config-file.js";
 import { mcpNetworkGrant, mountProblems } from "./config-mcp-servers.js";
+import { findPackageRoot, shippedModels } from "./config-package.js";
 import { type ConfigFile, DEFAULTS } from "./config-schema.js";
 import { tightenConfig } from "./config-tighten.js";
 import { AidoError, ErrorCode } from "./errors.js";
@@ -410,34 +410,4 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   if (env.AIDO_REPLAY) cfg.replay = resolve(env.AIDO_REPLAY);
   if (f.memory?.embedding_model) cfg.memory.embeddingModel = f.memory.embedding_model;
   return cfg;
-}
-
-/**
- * The default `models.allowed`: the models the manifests shipped in manifests/ name, and
- * AIDO_MODEL when set. Only the `model:` key is read; a file that does not parse adds none.
- */
-function shippedModels(packageRoot: string, override: string | undefined): string[] {
-  const models = new Set<string>();
-  const dir = join(packageRoot, "manifests");
-  let files: string[] = [];
-  try {
-    files = readdirSync(dir).filter((f) => f.endsWith(".yaml") || f.endsWith(".yml"));
-  } catch {
-    // no shipped manifests: only AIDO_MODEL
-  }
-  for (const f of files.sort()) {
-    try {
-      const model = (parseDocument(readFileSync(join(dir, f), "utf8")).toJS() as { model?: unknown })?.model;
-      if (typeof model === "string" && model !== "") models.add(model);
-    } catch {
-      // not this file's model
-    }
-  }
-  if (override) models.add(override);
-  return [...models];
-}
-
-function findPackageRoot(): string {
-  // src/config.ts and dist/config.js both sit one level below the package root.
-  return resolve(new URL(".", import.meta.url).pathname, "..");
 }
