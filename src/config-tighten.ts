@@ -93,6 +93,19 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
             { file: projectFile, key: "egress.hosts" },
           );
         }
+        if (
+          section === "memory" &&
+          o[k] === undefined &&
+          (k === "embedding_model" || (k === "embedder" && v !== "local"))
+        ) {
+          // Where memories and queries are sent (a provider, on the operator's key, charged
+          // to no budget) is the operator's choice: a project may keep them local only.
+          throw new AidoError(
+            ErrorCode.configInvalid,
+            `${projectFile}: memory.${k} can only be set in the operator's config (it sends memories to an embeddings endpoint)`,
+            { file: projectFile, key: `memory.${k}` },
+          );
+        }
         if (section === "daemon" && k === "manifest_dirs") {
           throw new AidoError(
             ErrorCode.configInvalid,
