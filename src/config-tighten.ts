@@ -52,14 +52,7 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
     for (const [k, v] of Object.entries(p)) {
       if (section === "ui" && k === "port") {
         // Where the dashboard listens is the operator's choice, not a limit to lower.
-        throw new AidoError(
-          ErrorCode.configInvalid,
-          `${projectFile}: ui.port can only be set in the operator's config`,
-          {
-            file: projectFile,
-            key: "ui.port",
-          },
-        );
+        throw operatorOnly(projectFile, "ui.port");
       }
       // Where the operator set nothing, the default is what the project may only lower.
       if (typeof v === "number")
@@ -69,29 +62,18 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
       else if (o[k] === undefined || JSON.stringify(o[k]) === JSON.stringify(v)) {
         // A project may restate the operator's choice, or choose where the operator did not...
         if (section === "sandbox" && k === "image") {
-          throw new AidoError(
-            ErrorCode.configInvalid,
-            `${projectFile}: sandbox.image can only be set in the operator's config`,
-            {
-              file: projectFile,
-              key: "sandbox.image",
-            },
-          );
+          throw operatorOnly(projectFile, "sandbox.image");
         }
         if (section === "sandbox" && k === "landlock" && o[k] === undefined) {
-          throw new AidoError(
-            ErrorCode.configInvalid,
-            `${projectFile}: sandbox.landlock can only be turned off in the operator's config`,
-            { file: projectFile, key: "sandbox.landlock" },
+          throw refused(
+            projectFile,
+            "sandbox.landlock",
+            `sandbox.landlock can only be turned off in the operator's config`,
           );
         }
         if (section === "egress" && k === "hosts") {
           // Pointing a name elsewhere is never tighter: the operator's resolution stands.
-          throw new AidoError(
-            ErrorCode.configInvalid,
-            `${projectFile}: egress.hosts can only be set in the operator's config`,
-            { file: projectFile, key: "egress.hosts" },
-          );
+          throw operatorOnly(projectFile, "egress.hosts");
         }
         if (
           section === "memory" &&
@@ -100,26 +82,22 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
         ) {
           // Where memories and queries are sent (a provider, on the operator's key, charged
           // to no budget) is the operator's choice: a project may keep them local only.
-          throw new AidoError(
-            ErrorCode.configInvalid,
-            `${projectFile}: memory.${k} can only be set in the operator's config (it sends memories to an embeddings endpoint)`,
-            { file: projectFile, key: `memory.${k}` },
+          throw refused(
+            projectFile,
+            `memory.${k}`,
+            `memory.${k} can only be set in the operator's config (it sends memories to an embeddings endpoint)`,
           );
         }
         if (section === "daemon" && k === "manifest_dirs") {
-          throw new AidoError(
-            ErrorCode.configInvalid,
-            `${projectFile}: daemon.manifest_dirs can only be set in the operator's config`,
-            { file: projectFile, key: "daemon.manifest_dirs" },
-          );
+          throw operatorOnly(projectFile, "daemon.manifest_dirs");
         }
         o[k] = v;
       } else {
         // ...but never override it with something other than a lower number.
-        throw new AidoError(
-          ErrorCode.configInvalid,
-          `${projectFile}: ${section}.${k} may only tighten the operator's config (it differs from it)`,
-          { file: projectFile, key: `${section}.${k}` },
+        throw refused(
+          projectFile,
+          `${section}.${k}`,
+          `${section}.${k} may only tighten the operator's config (it differs from it)`,
         );
       }
     }
@@ -134,27 +112,17 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
       project.policy.snapshot_before_mutation === false &&
       base.policy?.snapshot_before_mutation !== false
     ) {
-      throw new AidoError(
-        ErrorCode.configInvalid,
-        `${projectFile}: policy.snapshot_before_mutation cannot be turned off`,
-        {
-          file: projectFile,
-          key: "policy.snapshot_before_mutation",
-        },
+      throw refused(
+        projectFile,
+        "policy.snapshot_before_mutation",
+        `policy.snapshot_before_mutation cannot be turned off`,
       );
     }
   }
   if (project.mcp_servers) out.mcp_servers = keptServers(base, project, projectFile);
   if (project.cluster) {
     // Which cluster a daemon joins is the operator's choice, never a project's.
-    throw new AidoError(
-      ErrorCode.configInvalid,
-      `${projectFile}: cluster can only be set in the operator's config`,
-      {
-        file: projectFile,
-        key: "cluster",
-      },
-    );
+    throw operatorOnly(projectFile, "cluster");
   }
   // grants are not merged here: each file's list stays a separate ceiling (see loadConfig).
   return out;
@@ -172,31 +140,41 @@ function keptServers(base: ConfigFile, project: ConfigFile, projectFile: string)
   for (const [name, server] of Object.entries(project.mcp_servers ?? {})) {
     const declared = base.mcp_servers?.[name];
     if (declared === undefined) {
-      throw new AidoError(
-        ErrorCode.configInvalid,
-        `${projectFile}: mcp_servers.${name} is not a server the operator's config declares (a project may only remove servers)`,
-        { file: projectFile, key: `mcp_servers.${name}` },
+      throw refused(
+        projectFile,
+        `mcp_servers.${name}`,
+        `mcp_servers.${name} is not a server the operator's config declares (a project may only remove servers)`,
       );
     }
     // Its network entries may be fewer (omitted: none), never other.
     const { network: declaredNetwork, ...declaredRest } = declared;
     const { network, ...rest } = server;
     if (canonicalJson(declaredRest) !== canonicalJson(rest)) {
-      throw new AidoError(
-        ErrorCode.configInvalid,
-        `${projectFile}: mcp_servers.${name} may only restate the operator's declaration (it differs from it)`,
-        { file: projectFile, key: `mcp_servers.${name}` },
+      throw refused(
+        projectFile,
+        `mcp_servers.${name}`,
+        `mcp_servers.${name} may only restate the operator's declaration (it differs from it)`,
       );
     }
     const added = (network ?? []).find((n) => !(declaredNetwork ?? []).includes(n));
     if (added !== undefined) {
-      throw new AidoError(
-        ErrorCode.configInvalid,
-        `${projectFile}: mcp_servers.${name}.network: "${added}" is not one of the operator's entries for it (a project may only remove entries)`,
-        { file: projectFile, key: `mcp_servers.${name}.network` },
+      throw refused(
+        projectFile,
+        `mcp_servers.${name}.network`,
+        `mcp_servers.${name}.network: "${added}" is not one of the operator's entries for it (a project may only remove entries)`,
       );
     }
     kept[name] = network === undefined ? declaredRest : { ...declaredRest, network };
   }
   return kept;
+}
+
+/** A project file's key that may not say what it says: the error names the file and the key. */
+function refused(projectFile: string, key: string, message: string): AidoError {
+  return new AidoError(ErrorCode.configInvalid, `${projectFile}: ${message}`, { file: projectFile, key });
+}
+
+/** A key only the operator's file may set, in a project file. */
+function operatorOnly(projectFile: string, key: string): AidoError {
+  return refused(projectFile, key, `${key} can only be set in the operator's config`);
 }
