@@ -1,28 +1,23 @@
 // config.ts — the one typed configuration. Built once from the environment,
 // $AIDO_HOME/config.yaml (the operator's file) and an optional project-level
-// .aido/config.yaml that may only tighten it (config-file.ts: the schema, defaults and
-// layering). No other module reads process.env.
+// .aido/config.yaml that may only tighten it (config-schema.ts: what a file may say and the
+// defaults; config-file.ts: reading one; config-tighten.ts: the layering). No other module
+// reads process.env.
 
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseDocument } from "yaml";
 import { checkedRedisUrl } from "./cluster/redis-url.js";
-import { type ConfigFile, DEFAULTS, type FileProblem, readConfigFile, tightenConfig } from "./config-file.js";
+import { readConfigFile } from "./config-file.js";
+import { mcpNetworkGrant, mountProblems } from "./config-mcp-servers.js";
+import { findPackageRoot, shippedModels } from "./config-package.js";
+import { type ConfigFile, DEFAULTS } from "./config-schema.js";
+import { tightenConfig } from "./config-tighten.js";
 import { AidoError, ErrorCode } from "./errors.js";
 import { aidoHome, socketPathIn } from "./home.js";
-import { type Grant, parseGrant } from "./security/grants.js";
+import type { Grant } from "./security/grants.js";
 import { type TelemetryConfig, telemetryFromEnv } from "./telemetry/config.js";
 
 export type NetworkGrant = Extract<Grant, { kind: "network" }>;
-
-/** A checked `mcp_servers.<name>.network` entry (config-file.ts): `host[:port]` or `network: …`. */
-function mcpNetworkGrant(entry: string): NetworkGrant {
-  const g = parseGrant(/^\s*network\s*:/.test(entry) ? entry : `network: ${entry}`);
-  if (g.kind !== "network") throw new AidoError(ErrorCode.configInvalid, `not a network entry: ${entry}`);
-  return g;
-}
-
-import { checkMcpMounts } from "./sandbox/mcp-mounts.js";
 
 export type ProviderName = "anthropic" | "openai" | "deepseek" | "ollama" | "openai-compat";
 
@@ -241,7 +236,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const env = opts.env ?? process.env;
   const home = aidoHome(env);
   const userFile = join(home, "config.yaml");
-  const check = (f: ConfigFile) => mountProblems(f, home);
+  const check = (f: ConfigFile) => mountProblems(f.mcp_servers, home);
   let file: ConfigFile = existsSync(userFile) ? readConfigFile(userFile, check) : {};
   const grantCeilings = file.grants ? [file.grants] : [];
   const packageRoot = opts.packageRoot ?? findPackageRoot();
@@ -415,62 +410,4 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   if (env.AIDO_REPLAY) cfg.replay = resolve(env.AIDO_REPLAY);
   if (f.memory?.embedding_model) cfg.memory.embeddingModel = f.memory.embedding_model;
   return cfg;
-}
-
-/**
- * The stdio MCP servers' mounts that could never be bound (sandbox/mcp-mounts.ts), found
- * when the config loads rather than at a goal's first call of the server.
- */
-function mountProblems(file: ConfigFile, home: string): FileProblem[] {
-  const problems: FileProblem[] = [];
-  for (const [name, s] of Object.entries(file.mcp_servers ?? {})) {
-    try {
-      checkMcpMounts(s.mounts ?? [], home, (i, key, reason) => {
-        throw new MountProblem(["mcp_servers", name, "mounts", String(i), key], reason);
-      });
-    } catch (e) {
-      if (!(e instanceof MountProblem)) throw e;
-      problems.push({ path: e.path, message: e.message });
-    }
-  }
-  return problems;
-}
-
-class MountProblem extends Error {
-  constructor(
-    readonly path: string[],
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/**
- * The default `models.allowed`: the models the manifests shipped in manifests/ name, and
- * AIDO_MODEL when set. Only the `model:` key is read; a file that does not parse adds none.
- */
-function shippedModels(packageRoot: string, override: string | undefined): string[] {
-  const models = new Set<string>();
-  const dir = join(packageRoot, "manifests");
-  let files: string[] = [];
-  try {
-    files = readdirSync(dir).filter((f) => f.endsWith(".yaml") || f.endsWith(".yml"));
-  } catch {
-    // no shipped manifests: only AIDO_MODEL
-  }
-  for (const f of files.sort()) {
-    try {
-      const model = (parseDocument(readFileSync(join(dir, f), "utf8")).toJS() as { model?: unknown })?.model;
-      if (typeof model === "string" && model !== "") models.add(model);
-    } catch {
-      // not this file's model
-    }
-  }
-  if (override) models.add(override);
-  return [...models];
-}
-
-function findPackageRoot(): string {
-  // src/config.ts and dist/config.js both sit one level below the package root.
-  return resolve(new URL(".", import.meta.url).pathname, "..");
 }

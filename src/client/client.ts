@@ -34,7 +34,7 @@ export interface ConnectOptions {
   maxLineBytes?: number | (() => Promise<number>);
 }
 
-/** daemon.max_line_bytes by default (config-file.ts DEFAULTS; not imported: the CLI loads no config parsers to connect). */
+/** daemon.max_line_bytes by default (config-schema.ts DEFAULTS; not imported: the CLI loads no config parsers to connect). */
 export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
 
 /** A line this long or shorter is sent without asking a lazy limit (it is below any sensible one). */

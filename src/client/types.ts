@@ -19,7 +19,7 @@ import type { ToolSpec } from "../llm/types.js";
 import type { GrantRecord } from "../security/approval-grants.js";
 import type { ApprovalRecord } from "../security/approvals.js";
 import type { AuditEntry } from "../security/audit-events.js";
-import type { McpServerStatus } from "../tools/mcp/servers.js";
+import type { McpServerStatus } from "../tools/mcp/server-status.js";
 
 export type MethodName = DaemonMethodName;
 export type MethodParams<M extends MethodName> = ParamsInput<M>;

@@ -16,7 +16,7 @@
 // earliest moment a survivor can take a goal (the lease key gone: BullMQ's lock lapse and
 // stalled check only hand the job over, the take waits for the key), for the timer to fire on a
 // busy event loop and the freeze to reach the engine. And since heartbeat_ms is at most half of
-// lease_ms (config-file.ts), the fence point (three quarters of a lease) is at least one and a
+// lease_ms (config-schema.ts), the fence point (three quarters of a lease) is at least one and a
 // half heartbeats after a renewal's send: a healthy node, whose renewals land every heartbeat,
 // never fences between two of them.
 // An unfreeze the engine refuses (a kept goal's containers still paused), or one that it does

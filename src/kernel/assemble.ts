@@ -1,13 +1,14 @@
 // kernel/assemble.ts — the runtime's parts, built once, in dependency order, over one
 // SQLite connection: runtime key and audit log, tokens, approvals, budget, policy, the
 // sandbox backend, snapshots, memory, skills, persistent intents, the tool registry and the
-// external MCP servers (tools/mcp/), the gate, the agent
-// registry, the inference scheduler, spawning, the agent environment and runner, the goal
-// queue, the plan ledger, parallel worlds and the sandbox sweeper. Each part is made from parts made before it; the few
+// external MCP servers (tools/mcp/), the gate, the agent registry, the inference scheduler,
+// spawning, the agent environment and runner, the goal queue, the plan ledger, parallel
+// worlds and the sandbox sweeper. Each part is made from parts made before it; the few
 // callbacks that point forward (a container's skills come from the goal's root agent, an
-// agent's usage is counted by its goal) are closures called only once everything
-// exists. Nothing else constructs these parts, so no path can end up with a gate that
-// lacks a check or a tool registry that lacks the skills. Runtime (runtime.ts) holds them.
+// agent's usage is counted by its goal) are closures called only once everything exists.
+// Nothing else constructs these parts, so no path can end up with a gate that lacks a check
+// or a tool registry that lacks the skills. Runtime (runtime.ts) holds them; their shape
+// and the builder's options are runtime-parts.ts's, the bus forwarding bus-forwarding.ts's.
 
 import { ContextArchive } from "../agent/context.js";
 import { ConversationStore } from "../agent/conversations.js";
@@ -16,20 +17,17 @@ import type { Config } from "../config.js";
 import type { Db } from "../db/database.js";
 import { EgressGate } from "../egress/gate-policy.js";
 import { EgressPlumbing } from "../egress/plumbing.js";
-import type { EgressProxy, EgressRecord } from "../egress/types.js";
+import type { EgressProxy } from "../egress/types.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import { Gate } from "../gate/invoke.js";
 import type { ToolDef } from "../gate/types.js";
 import { Intents } from "../intent/intents.js";
 import { LlmClients } from "../llm/clients.js";
-import type { CreateClientOptions } from "../llm/providers.js";
-import { InferenceScheduler, type SharedSlot } from "../llm/scheduler.js";
+import { InferenceScheduler } from "../llm/scheduler.js";
 import { loadRoles } from "../manifest/roles.js";
-import type { Embedder } from "../memory/embedder.js";
 import { createEmbedder } from "../memory/openai-embedder.js";
 import { MemoryStore } from "../memory/store.js";
 import { createMemoryTools } from "../memory/tools.js";
-import type { SandboxBackend } from "../sandbox/backend.js";
 import { DockerBackend } from "../sandbox/docker.js";
 import type { McpServerContainer } from "../sandbox/mcp-container.js";
 import { WorkspaceQuota } from "../sandbox/quota.js";
@@ -44,19 +42,21 @@ import { PolicyEngine } from "../security/policy.js";
 import { TokenAuthority } from "../security/tokens.js";
 import { SkillRegistry } from "../skills/registry.js";
 import { createSkillTools } from "../skills/tools.js";
-import { openTracer, type Tracer } from "../telemetry/tracer.js";
+import { openTracer } from "../telemetry/tracer.js";
 import { McpPins } from "../tools/mcp/pins.js";
 import { McpServers } from "../tools/mcp/servers.js";
 import { startStdioServer } from "../tools/mcp/stdio-start.js";
-import { type BuiltinToolDeps, builtinTools } from "../tools/registry.js";
+import { builtinTools } from "../tools/registry.js";
 import { AgentRunner } from "./agents.js";
-import { EventBus, type RuntimeEvent } from "./events.js";
+import { emitEgress, forwardApprovalEvents } from "./bus-forwarding.js";
+import { EventBus } from "./events.js";
 import { GoalSandboxes } from "./goal-sandboxes.js";
 import { GoalSnapshots } from "./goal-snapshots.js";
 import { GoalRunner } from "./goals.js";
 import { PlanStore } from "./plan-store.js";
 import { Plans } from "./plans.js";
 import { AgentRegistry } from "./registry.js";
+import type { RuntimeOptions, RuntimeParts } from "./runtime-parts.js";
 import { SandboxSweeper } from "./sandbox-sweeper.js";
 import { Sessions } from "./sessions.js";
 import { Shadows } from "./shadow.js";
@@ -68,75 +68,6 @@ import { Worlds } from "./worlds.js";
 /** Pseudo-goals of standalone agents (agent.spawn) are named s_<…>; goals are g_<…>. */
 export const STANDALONE_PREFIX = "s_";
 export const isStandalone = (goalId: string): boolean => goalId.startsWith(STANDALONE_PREFIX);
-
-export interface RuntimeOptions {
-  /** The sandbox backend; default a DockerBackend on the local engine. */
-  backend?: SandboxBackend;
-  /** Tools beyond the built-in ones (they pass the same gate). */
-  tools?: ToolDef<unknown>[];
-  /** The built-in tools (files, exec, web_fetch, snapshots, memory, skill_read); default tools/registry.ts. */
-  builtinTools?: (deps: BuiltinToolDeps) => ToolDef<unknown>[];
-  /** Client tuning (retry backoff), e.g. for tests. */
-  llm?: CreateClientOptions;
-  /** Memory embedder; default from config.memory. */
-  embedder?: Embedder;
-  /** Diagnostics the runtime cannot return to a caller (a sandbox sweep failed); default stderr. */
-  log?: (message: string) => void;
-  /** Awaited before each goal's first model call (cluster mode: cluster/node.ts); see GoalRunnerDeps. */
-  beforeFirstModelCall?: (goalId: string) => Promise<void>;
-  /** A slot shared beyond this process, held for each model call (cluster mode: cluster/inference-slots.ts). */
-  inferenceSlot?: SharedSlot;
-  /** Awaited before each allowed tool call runs (cluster mode: cluster/node.ts); see GateDeps.beforeRun. */
-  beforeToolCall?: (goalId: string, signal?: AbortSignal) => Promise<void>;
-  /**
-   * Every event from the first on: subscribed before recovery, so the goals a previous
-   * process left (failed, or queued and started at once) are seen too (the daemon's log).
-   */
-  onEvent?: (event: RuntimeEvent) => void;
-}
-
-/** What Runtime holds: the parts its methods use and the ones its callers reach. */
-export interface RuntimeParts {
-  config: Config;
-  db: Db;
-  audit: AuditLog;
-  approvals: ApprovalQueue;
-  budget: BudgetLedger;
-  backend: SandboxBackend;
-  memory: MemoryStore;
-  skills: SkillRegistry;
-  events: EventBus;
-  /** Persistent intents: one active objective per project folder. */
-  intents: Intents;
-  tools: ReadonlyMap<string, ToolDef<unknown>>;
-  /** External MCP servers: per-goal connections, pins, `aido mcp list / approve`. */
-  mcp: McpServers;
-  /** Each goal's writes to the host, against sandbox.workspace_max_mb (every handle is held to it). */
-  quota: WorkspaceQuota;
-  /** Each goal's sandbox handle, and the one path that ends it. */
-  sandboxes: GoalSandboxes;
-  gate: Gate;
-  registry: AgentRegistry;
-  spawner: Spawner;
-  env: AgentEnv;
-  runner: AgentRunner;
-  goals: GoalRunner;
-  /** A goal's snapshots for its operator: list, and restore through the gate. */
-  goalSnapshots: GoalSnapshots;
-  /** MCP sessions: standalone agents, optionally working in a bound host folder. */
-  sessions: Sessions;
-  sweeper: SandboxSweeper;
-  /** The plan ledger: propose -> simulate -> execute. */
-  plans: Plans;
-  /** Parallel worlds (spawn_worlds, adopt_world). */
-  worlds: Worlds;
-  /** The egress proxy's decisions and records for this runtime's goals (egress/gate-policy.ts). */
-  egress: EgressGate;
-  /** Goals' relays, listeners and callers (egress/plumbing.ts), in front of the proxy. */
-  egressPlumbing: EgressPlumbing;
-  /** Trace export (telemetry/); absent when tracing is off. */
-  tracer?: Tracer;
-}
 
 /** Build every part over `db` (opened by the caller, which closes it if this throws). */
 export async function assembleRuntime(
@@ -510,53 +441,4 @@ function rootSkills(registry: AgentRegistry, goalId: string): string[] {
 function rootUsesNetwork(registry: AgentRegistry, goalId: string): boolean {
   const root = registry.list({ goalId, includeStopped: true }).find((a) => a.parentId === null);
   return root?.manifest.capabilities.some((g) => g.kind === "network") ?? false;
-}
-
-/** approval.requested / approval.decided on the event bus (watch, events.subscribe). */
-function forwardApprovalEvents(approvals: ApprovalQueue, events: EventBus): void {
-  approvals.on("requested", (r, requestId) =>
-    events.emit("approval.requested", r.goal_id, {
-      ...(requestId !== undefined ? { requestId } : {}),
-      approvalId: r.id,
-      agentId: r.agent_id,
-      tool: r.tool,
-      summary: r.summary,
-      target: r.target,
-      covers: r.covers,
-      askedBy: r.asked_by,
-    }),
-  );
-  approvals.on("decided", (r) =>
-    events.emit("approval.decided", r.goal_id, {
-      approvalId: r.id,
-      agentId: r.agent_id,
-      tool: r.tool,
-      decision: r.decision ?? r.status,
-      ...(r.close_reason !== null ? { reason: r.close_reason } : {}),
-    }),
-  );
-}
-
-/** An egress record on the event bus (watch, events.subscribe): one line per connection. */
-function emitEgress(events: EventBus, e: EgressRecord): void {
-  const base = { agentId: e.caller.agentId, host: e.host, port: e.port, method: e.method };
-  const connection = e.connection === undefined ? {} : { connection: e.connection };
-  if (e.phase === "open")
-    events.emit("egress.open", e.caller.goalId, { ...base, address: e.address ?? "", ...connection });
-  else if (e.phase === "close")
-    events.emit("egress.close", e.caller.goalId, {
-      ...base,
-      address: e.address ?? "",
-      bytesUp: e.bytesUp ?? 0,
-      bytesDown: e.bytesDown ?? 0,
-      durationMs: e.durationMs ?? 0,
-      ...connection,
-      ...(e.reason ? { reason: e.reason } : {}),
-    });
-  else
-    events.emit("egress.denied", e.caller.goalId, {
-      ...base,
-      stage: e.stage ?? "request",
-      reason: e.reason ?? "refused",
-    });
 }

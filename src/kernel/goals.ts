@@ -4,9 +4,9 @@
 // and re-running an agent's half-done side effects is not something we can do
 // correctly). Up to config.limits.maxConcurrentGoals goals run at once, oldest first.
 //
-// Running a goal: its folders ($AIDO_HOME/goals/<id>/{workspace,output,inputs}, the
-// user's input files copied into inputs/), a root budget account capped at
-// config.limits.goalMaxTokens (tightened by the bootstrap manifest's budget, unless
+// Running a goal (goal-start.ts starts it): its folders ($AIDO_HOME/goals/<id>/{workspace,
+// output,inputs}, the user's input files copied into inputs/), a root budget account capped
+// at config.limits.goalMaxTokens (tightened by the bootstrap manifest's budget, unless
 // that is per reset period: then the root agent gets a periodic account inside it), the
 // bootstrap agent (manifests/bootstrap.yaml or the submitted manifest), whose first
 // message is the goal text plus recalled memories. The result is the bootstrap's final
@@ -20,27 +20,22 @@
 // session that mounts it (the goal's /workspace is its own folder, not that one).
 
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
-import { basename } from "node:path";
 import type { LoopResult } from "../agent/loop.js";
 import type { Config } from "../config.js";
 import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { Intents } from "../intent/intents.js";
 import type { Usage } from "../llm/types.js";
-import type { LoadedManifest } from "../manifest/load.js";
-import { recallForGoal } from "../memory/recall.js";
 import type { MemoryStore } from "../memory/store.js";
-import { memoryIdentity } from "../memory/types.js";
-import { goalFolders, makeGoalFolders } from "../sandbox/folders.js";
-import { type CheckedInput, copyInputs, inputRules } from "../sandbox/inputs.js";
+import { goalFolders } from "../sandbox/folders.js";
 import { type ProjectBinding, submittedProject } from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { AgentRunner } from "./agents.js";
 import type { EventBus } from "./events.js";
 import { admitGoal, type GoalSubmission } from "./goal-admission.js";
-import { carryIntent, type IntentHolder, intentAtSubmit, standingObjective } from "./goal-intent.js";
+import { type IntentHolder, intentAtSubmit } from "./goal-intent.js";
+import { rootAccountOf, startGoal, storedInputs } from "./goal-start.js";
 import { type GoalEnd, type GoalState, type GoalStatus, GoalStore, TERMINAL } from "./goal-store.js";
 import type { AgentRegistry } from "./registry.js";
 import type { Spawner } from "./spawn.js";
@@ -105,10 +100,6 @@ export function newGoalId(): string {
 /** Whether `id` has the form newGoalId makes (it names folders: nothing else may pass for one). */
 export function isGoalId(id: unknown): id is string {
   return typeof id === "string" && /^g_[0-9a-z]{1,40}$/.test(id);
-}
-
-export function rootAccountOf(goalId: string): string {
-  return `goal:${goalId}`;
 }
 
 export class GoalRunner {
@@ -356,30 +347,9 @@ export class GoalRunner {
     let result: LoopResult | undefined;
     let failure: unknown;
     try {
-      const manifest = JSON.parse(row.manifest as string) as LoadedManifest;
-      const folders = goalFolders(deps.config.goalsDir, id);
-      makeGoalFolders(folders);
-      await copyInputs(storedInputs(row.inputs), folders.inputs, inputRules(deps.config));
-      // A root manifest's max_tokens lowers the cap, unless it is per reset period: then
-      // the root gets an account of its own inside the goal's (spawn.ts), and the cap stays.
-      const perPeriod = manifest.budget?.reset_period_seconds !== undefined;
-      const manifestCap = perPeriod ? undefined : manifest.budget?.max_tokens;
-      if (manifestCap !== undefined && manifestCap < g.cap) {
-        g.cap = manifestCap;
-        g.capBy = `the manifest's budget.max_tokens`;
-      }
-      const intent = carryIntent(deps.intents, row.intent_id, g, this.live.values());
-      deps.budget.open(rootAccountOf(id), { goalId: id, limit: g.cap });
-      const agent = deps.spawner.spawn({ goalId: id, manifest, parent: null, account: rootAccountOf(id) });
-      this.store.setAgent(id, agent.id);
-      deps.audit.record(
-        "goal.started",
-        { agent_id: agent.id, token_cap: g.cap, ...(intent ? { intent_id: intent.id } : {}) },
-        { goalId: id },
+      const { agent, message } = await startGoal(deps, row, g, this.live.values(), (agentId) =>
+        this.store.setAgent(id, agentId),
       );
-      deps.events.emit("goal.started", id, { agentId: agent.id });
-      const parts = await this.firstMessage(id, row.text, manifest, readdirSync(folders.inputs));
-      const message = intent ? `${parts}\n\n${standingObjective(intent)}` : parts;
       if (g.cancelRequested) throw new AidoError(ErrorCode.cancelled, "goal cancelled", {});
       result = await deps.runner.run(agent, message);
     } catch (e) {
@@ -411,24 +381,6 @@ export class GoalRunner {
         ...(result?.text ? { result: result.text } : {}),
       });
     }
-  }
-
-  private async firstMessage(
-    id: string,
-    text: string,
-    manifest: LoadedManifest,
-    inputs: string[],
-  ): Promise<string> {
-    const parts = [text];
-    if (inputs.length > 0) {
-      parts.push(`Input files (read-only):\n${inputs.map((f) => `- /inputs/${f}`).join("\n")}`);
-    }
-    const memory = this.deps.memory;
-    if (memory && (manifest.memory?.episodic ?? true)) {
-      const recalled = await recallForGoal(memory, text, memoryIdentity(manifest.name), 8, { goalId: id });
-      if (recalled) parts.push(recalled);
-    }
-    return parts.join("\n\n");
   }
 
   /** Stop the goal's agents; if they have not all returned within STOP_GRACE_MS, abandon them. */
@@ -484,11 +436,4 @@ export class GoalRunner {
     this.deps.memory?.pruneGoal(id);
     this.deps.events.emit("goal.finished", id, { state, ...(o.error ? { error: o.error } : {}), usage });
   }
-}
-
-/** The goal row's inputs: checked inputs, or plain paths from a goal queued by an older Aido. */
-function storedInputs(json: string): CheckedInput[] {
-  return (JSON.parse(json) as Array<CheckedInput | string>).map((i) =>
-    typeof i === "string" ? { path: i, name: basename(i) } : i,
-  );
 }

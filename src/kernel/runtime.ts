@@ -30,19 +30,14 @@ import type { Tracer } from "../telemetry/tracer.js";
 import type { McpServers } from "../tools/mcp/servers.js";
 import type { BuiltinToolDeps } from "../tools/registry.js";
 import type { AgentRunner } from "./agents.js";
-import {
-  assembleRuntime,
-  isStandalone,
-  type RuntimeOptions,
-  type RuntimeParts,
-  STANDALONE_PREFIX,
-} from "./assemble.js";
+import { assembleRuntime, isStandalone, STANDALONE_PREFIX } from "./assemble.js";
 import type { EventBus } from "./events.js";
 import type { GoalSandboxes } from "./goal-sandboxes.js";
 import type { GoalSnapshots } from "./goal-snapshots.js";
 import type { GoalRunner } from "./goals.js";
 import type { Plans } from "./plans.js";
 import type { AgentRecord, AgentRegistry, AgentSummary } from "./registry.js";
+import type { RuntimeOptions, RuntimeParts } from "./runtime-parts.js";
 import type { SandboxSweeper } from "./sandbox-sweeper.js";
 import type { Sessions } from "./sessions.js";
 import { newAgentId, type Spawner } from "./spawn.js";

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { AidoClient, DEFAULT_MAX_LINE_BYTES } from "../../src/client/client.js";
-import { DEFAULTS } from "../../src/config-file.js";
+import { DEFAULTS } from "../../src/config-schema.js";
 import { useDaemonPerTest } from "../daemon/fixture.js";
 import { captureIo } from "./io.js";
 

@@ -150,6 +150,26 @@ describe("config", () => {
     expect(failure(() => load()).message).toContain("sandbox.image");
   });
 
+  it("embeds memories locally unless the operator chooses an endpoint; a project file cannot send them to one", () => {
+    writeFileSync(join(project, ".aido", "config.yaml"), "memory:\n  embedder: openai\n");
+    const e = failure(() => load());
+    expect(e.code).toBe(ErrorCode.configInvalid);
+    expect(e.message).toContain("memory.embedder can only be set in the operator's config");
+    expect(e.message).toContain(join(project, ".aido", "config.yaml"));
+    writeFileSync(join(project, ".aido", "config.yaml"), "memory:\n  embedding_model: openai-compat/x\n");
+    expect(failure(() => load()).message).toContain(
+      "memory.embedding_model can only be set in the operator's config",
+    );
+    writeFileSync(join(project, ".aido", "config.yaml"), "memory:\n  embedder: local\n");
+    expect(load().memory.embedder).toBe("local");
+    writeFileSync(join(home, "config.yaml"), "memory:\n  embedder: openai\n  embedding_model: openai/m\n");
+    writeFileSync(
+      join(project, ".aido", "config.yaml"),
+      "memory:\n  embedder: openai\n  embedding_model: openai/m\n",
+    );
+    expect(load().memory).toMatchObject({ embedder: "openai", embeddingModel: "openai/m" }); // restated
+  });
+
   it("keeps Landlock on unless the operator turns it off; a project file can only turn it on", () => {
     expect(load().sandbox.landlock).toBe("on");
     writeFileSync(join(project, ".aido", "config.yaml"), "sandbox:\n  landlock: off\n");

@@ -5,7 +5,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULTS } from "../../src/config-file.js";
+import { DEFAULTS } from "../../src/config-schema.js";
 import { isAidoError } from "../../src/errors.js";
 import { blockedReason } from "../../src/tools/net-address.js";
 import { type HostResolver, webFetchTool } from "../../src/tools/web-fetch.js";

@@ -16,7 +16,7 @@
 import { inert, inertLines } from "../../security/terminal-text.js";
 import { cleanDescription, visibleSchema } from "../../tools/mcp/definitions.js";
 import { headersShown } from "../../tools/mcp/pins.js";
-import type { McpServerStatus, McpToolStatus } from "../../tools/mcp/servers.js";
+import type { McpServerStatus, McpToolStatus } from "../../tools/mcp/server-status.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { withClient } from "./daemon-client.js";
 import { commandSpec } from "./index.js";

@@ -1,0 +1,106 @@
+// kernel/goal-start.ts — a queued goal made ready to run: its folders, the user's input
+// files copied into inputs/, its token cap (limits.goal_max_tokens, lowered by the bootstrap
+// manifest's budget unless that is per reset period, and by a carried intent's budget
+// left), its root budget account, the bootstrap agent, and that agent's first message (the
+// goal text, the input files, recalled memories, the standing objective). The queue and
+// how a goal ends are goals.ts's.
+
+import { readdirSync } from "node:fs";
+import { basename } from "node:path";
+import type { Config } from "../config.js";
+import type { Intents } from "../intent/intents.js";
+import type { LoadedManifest } from "../manifest/load.js";
+import { recallForGoal } from "../memory/recall.js";
+import type { MemoryStore } from "../memory/store.js";
+import { memoryIdentity } from "../memory/types.js";
+import { goalFolders, makeGoalFolders } from "../sandbox/folders.js";
+import { type CheckedInput, copyInputs, inputRules } from "../sandbox/inputs.js";
+import type { AuditLog } from "../security/audit.js";
+import type { BudgetLedger } from "../security/budget.js";
+import type { EventBus } from "./events.js";
+import { carryIntent, type IntentHolder, standingObjective } from "./goal-intent.js";
+import type { GoalRow } from "./goal-store.js";
+import type { AgentRecord } from "./registry.js";
+import type { Spawner } from "./spawn.js";
+
+/** What starting a goal uses (a subset of GoalRunnerDeps). */
+export interface GoalStartDeps {
+  config: Config;
+  intents: Intents;
+  budget: BudgetLedger;
+  spawner: Spawner;
+  audit: AuditLog;
+  events: EventBus;
+  memory?: MemoryStore;
+}
+
+/** The goal's root budget account: every agent of the goal draws from it. */
+export function rootAccountOf(goalId: string): string {
+  return `goal:${goalId}`;
+}
+
+/**
+ * Start the goal of `row`: `g`'s cap is lowered where the manifest or the intent say so,
+ * `running` are the other goals running (an intent's budget is shared with them), and
+ * `setAgent` records the bootstrap agent in the goal's row before goal.started.
+ */
+export async function startGoal(
+  deps: GoalStartDeps,
+  row: GoalRow,
+  g: IntentHolder,
+  running: Iterable<IntentHolder>,
+  setAgent: (agentId: string) => void,
+): Promise<{ agent: AgentRecord; message: string }> {
+  const id = row.id;
+  const manifest = JSON.parse(row.manifest as string) as LoadedManifest;
+  const folders = goalFolders(deps.config.goalsDir, id);
+  makeGoalFolders(folders);
+  await copyInputs(storedInputs(row.inputs), folders.inputs, inputRules(deps.config));
+  // A root manifest's max_tokens lowers the cap, unless it is per reset period: then
+  // the root gets an account of its own inside the goal's (spawn.ts), and the cap stays.
+  const perPeriod = manifest.budget?.reset_period_seconds !== undefined;
+  const manifestCap = perPeriod ? undefined : manifest.budget?.max_tokens;
+  if (manifestCap !== undefined && manifestCap < g.cap) {
+    g.cap = manifestCap;
+    g.capBy = `the manifest's budget.max_tokens`;
+  }
+  const intent = carryIntent(deps.intents, row.intent_id, g, running);
+  deps.budget.open(rootAccountOf(id), { goalId: id, limit: g.cap });
+  const agent = deps.spawner.spawn({ goalId: id, manifest, parent: null, account: rootAccountOf(id) });
+  setAgent(agent.id);
+  deps.audit.record(
+    "goal.started",
+    { agent_id: agent.id, token_cap: g.cap, ...(intent ? { intent_id: intent.id } : {}) },
+    { goalId: id },
+  );
+  deps.events.emit("goal.started", id, { agentId: agent.id });
+  const parts = await firstMessage(deps.memory, id, row.text, manifest, readdirSync(folders.inputs));
+  const message = intent ? `${parts}\n\n${standingObjective(intent)}` : parts;
+  return { agent, message };
+}
+
+/** The bootstrap agent's first message: the goal, its input files, what memory recalls for it. */
+async function firstMessage(
+  memory: MemoryStore | undefined,
+  id: string,
+  text: string,
+  manifest: LoadedManifest,
+  inputs: string[],
+): Promise<string> {
+  const parts = [text];
+  if (inputs.length > 0) {
+    parts.push(`Input files (read-only):\n${inputs.map((f) => `- /inputs/${f}`).join("\n")}`);
+  }
+  if (memory && (manifest.memory?.episodic ?? true)) {
+    const recalled = await recallForGoal(memory, text, memoryIdentity(manifest.name), 8, { goalId: id });
+    if (recalled) parts.push(recalled);
+  }
+  return parts.join("\n\n");
+}
+
+/** The goal row's inputs: checked inputs, or plain paths from a goal queued by an older Aido. */
+export function storedInputs(json: string): CheckedInput[] {
+  return (JSON.parse(json) as Array<CheckedInput | string>).map((i) =>
+    typeof i === "string" ? { path: i, name: basename(i) } : i,
+  );
+}
