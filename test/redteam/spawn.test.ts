@@ -1,7 +1,8 @@
 // Red team: the model writes its children's manifests. It tries to widen through every
-// grant kind, to shed the approvals its parent must wait for, to raise its limits or nest
-// deeper than its parent allows, to take more budget than its parent has, to read host files through
-// system_prompt_file, and to choke the parser with YAML bombs and huge manifests.
+// grant kind and by respelling a grant its parent holds, to shed the approvals its parent
+// must wait for, to raise its limits or nest deeper than its parent allows, to take more
+// budget than its parent has, to read host files through system_prompt_file, and to choke
+// the parser with YAML bombs and huge manifests.
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -54,6 +55,51 @@ describe("a model-written child manifest", () => {
       if (!cap.includes("..")) expect(text).toContain(cap);
     }
     expect(b.rt.listAgents({ goalId: parent.goalId }).map((a) => a.manifest)).toEqual(["narrow-parent"]);
+  });
+
+  it("cannot widen by respelling a grant its parent holds", async () => {
+    const parent = b.agent("spelled-parent", [
+      "tool: spawn_agent",
+      "file_read: /workspace/docs/**",
+      "exec: git status",
+      "exec: python3 *",
+      "network: *.example.com",
+      "network: api.example.org",
+      "mcp: gh/list_*",
+      "spawn_child: [*]",
+    ]);
+    const respelled = [
+      // A program by its path, a wrapper, an extra argument, a star glued to the name.
+      "exec: /usr/bin/git status",
+      "exec: env git status",
+      "exec: sh -c *",
+      "exec: git status *",
+      "exec: python3* *",
+      "exec: *",
+      // The suffix as a name of its own, a longer name ending in it, ports, a literal.
+      "network: example.com",
+      "network: example.com.evil.test",
+      "network: *.com",
+      "network: a.example.com:*",
+      "network: *.example.com:8080",
+      "network: api.example.org:22",
+      "network: 93.184.216.34",
+      // A sibling folder sharing the prefix, the parent folder, the root.
+      "file_read: /workspace/docs*/**",
+      "file_read: /workspace/*/**",
+      "file_read: /**",
+      "mcp: gh/*",
+      "mcp: gh2/list_*",
+    ];
+    for (const cap of respelled) {
+      const r = await b.call(parent.id, "spawn_agent", {
+        manifest: { name: "respelled", system_prompt: "x", capabilities: [cap] },
+        message: "go",
+      });
+      expect(refused(r), cap).toContain(cap);
+    }
+    expect(b.rt.listAgents({ goalId: parent.goalId }).map((a) => a.manifest)).toEqual(["spelled-parent"]);
+    expect(spawnDenials(parent.id)).toHaveLength(respelled.length);
   });
 
   it("cannot use spawn_child: [*] under a parent that may spawn only named children", async () => {
