@@ -26,6 +26,7 @@ import { budgetField, checkField, noteField, objectiveField } from "../intent/fi
 import { parseManifestValue } from "../manifest/load.js";
 import { ANY_TOOL } from "./approvals-bridge.js";
 import { ACT, asMcpTools, type DaemonTool, id, LONG_MS, READ, RefusedHere, tool } from "./daemon-tools.js";
+import { sessionInputs } from "./submit-inputs.js";
 import type { CallContext, McpTool } from "./tool-types.js";
 import { withHuman } from "./typed-tools.js";
 
@@ -89,6 +90,7 @@ export function orchestratorTable(config: Config, version: string) {
         const workspace = ctx.session.workspace;
         const r: { goal_id: string } = await ctx.link.client.call("goal.submit", {
           ...p,
+          ...(p.inputs !== undefined ? { inputs: sessionInputs(p.inputs, workspace) } : {}),
           ...(workspace !== null ? { workspace } : {}),
         });
         ctx.submitted.add(r.goal_id);

@@ -7,7 +7,9 @@
 // daemon as session.call_refused); aido_orchestrator_info tells
 // the session's grants. A server started where no daemon listens starts one.
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -127,6 +129,57 @@ describe("goals handed to the swarm", () => {
       "aido_status",
       "aido_wait",
     ]);
+  });
+});
+
+describe("aido_submit's inputs", () => {
+  it("come only from the session's project folder: a host file outside it, by any spelling, is refused and audited", async () => {
+    const fx = await suite.start();
+    const outside = mkdtempSync(join(tmpdir(), "aido-mcp-outside-"));
+    try {
+      writeFileSync(join(outside, "id_rsa"), "PRIVATE KEY\n");
+      writeFileSync(join(suite.project, "data.txt"), "project data\n");
+      symlinkSync(join(outside, "id_rsa"), join(suite.project, "key-link"));
+      const client = await suite.connect();
+      const c = await fx.client();
+      const spellings = [
+        join(outside, "id_rsa"),
+        relative(suite.project, join(outside, "id_rsa")),
+        "key-link",
+        outside,
+      ];
+      for (const given of spellings) {
+        const r = await client.callTool({
+          name: "aido_submit",
+          arguments: { goal: "read it", inputs: [given] },
+        });
+        expect(r.isError, `${given}: ${textOf(r)}`).toBe(true);
+        expect(textOf(r)).toContain("inputs.0");
+        expect(textOf(r)).toContain("outside the session's project folder");
+      }
+      const missing = await client.callTool({
+        name: "aido_submit",
+        arguments: { goal: "x", inputs: ["nope.txt"] },
+      });
+      expect(textOf(missing)).toContain('inputs.0: "nope.txt" does not exist');
+      expect((await c.call("goal.list", {})).goals).toHaveLength(0);
+      const refused = (await c.call("audit.query", { kind: "session.call_refused" })).entries;
+      expect(refused.map((e) => (e.payload as { tool: string }).tool)).toEqual(Array(5).fill("aido_submit"));
+
+      suite.server.script('manifest "reader"', [turn.text("read")]);
+      const ok = json(
+        await client.callTool({
+          name: "aido_submit",
+          arguments: { goal: "read data.txt", manifest: manifest("reader"), inputs: ["data.txt"] },
+        }),
+      );
+      const done = json(
+        await client.callTool({ name: "aido_wait", arguments: { goal_id: ok.goal_id, timeout_ms: 30_000 } }),
+      );
+      expect(done.state).toBe("succeeded");
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,0 +1,41 @@
+// mcp/submit-inputs.ts — what `inputs` an MCP session may hand to a goal it submits
+// (aido_submit). goal.submit copies `inputs` from the host with the daemon's rights, which is
+// right for the person at the socket: they name their own files. An MCP session is a
+// client's model, whose reach is its project folder (`--workspace`, its /workspace): passed
+// through unchecked, its inputs were any host file the daemon could read (a user's
+// ~/.ssh/id_rsa copied into the goal's /inputs, its content back in the goal's result). A
+// session's inputs must lie in its project folder: a relative path is taken from there,
+// every path is resolved (links included) and must stay inside it; the resolved path is what
+// the daemon is given. A session without a project folder gives no inputs.
+
+import { realpathSync } from "node:fs";
+import { isAbsolute, join, relative, sep } from "node:path";
+import { RefusedHere } from "./daemon-tools.js";
+
+/** The host paths of `inputs`, resolved and checked to lie in `workspace`; refused (naming inputs.N) otherwise. */
+export function sessionInputs(inputs: readonly string[], workspace: string | null): string[] {
+  if (workspace === null) {
+    throw new RefusedHere(
+      "inputs: this session has no project folder to give inputs from (start the server with `aido mcp serve --workspace DIR`)",
+    );
+  }
+  const root = realpathSync(workspace);
+  return inputs.map((given, i) => {
+    const named = isAbsolute(given) ? given : join(root, given);
+    let real: string;
+    try {
+      real = realpathSync(named);
+    } catch {
+      throw new RefusedHere(
+        `inputs.${i}: ${JSON.stringify(given)} does not exist in the session's project folder`,
+      );
+    }
+    const rel = relative(root, real);
+    if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+      throw new RefusedHere(
+        `inputs.${i}: ${JSON.stringify(given)} is outside the session's project folder (${root}); a session gives only its project's files`,
+      );
+    }
+    return real;
+  });
+}
