@@ -30,6 +30,7 @@ export interface GoalSubmission {
   manifest?: unknown;
   inputs?: string[];
   workspace?: string;
+  inputsWithin?: string;
 }
 
 /** goal.submit: admitted here, enqueued for any node; answers with the id at once. */
@@ -48,6 +49,7 @@ export async function submitGoal(
       goal: s.goal,
       ...(s.manifest !== undefined ? { manifest: s.manifest } : {}),
       ...(s.inputs ? { inputs: s.inputs } : {}),
+      ...(s.inputsWithin !== undefined ? { inputsWithin: s.inputsWithin } : {}),
     },
   ).inputs;
   const goalId = newGoalId();

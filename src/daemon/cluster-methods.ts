@@ -36,6 +36,7 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
       ...(p.manifest !== undefined ? { manifest: admitted(ctx, p.manifest) } : {}),
       ...(p.inputs ? { inputs: p.inputs } : {}),
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
+      ...(p.inputs_within !== undefined ? { inputsWithin: p.inputs_within } : {}),
     });
   },
   "goal.status": (p, _ctx, node) => node.goals.status(p.goal_id),

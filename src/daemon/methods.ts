@@ -186,6 +186,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
       ...(manifest !== undefined ? { manifest } : {}),
       ...(p.inputs ? { inputs: p.inputs } : {}),
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
+      ...(p.inputs_within !== undefined ? { inputsWithin: p.inputs_within } : {}),
     });
   },
   "goal.status": (p, { rt }) => rt.goals.status(p.goal_id),

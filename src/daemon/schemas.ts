@@ -51,6 +51,7 @@ export const MethodSchemas = {
     manifest: manifestValue.optional(),
     inputs: z.array(z.string().min(1).max(4096)).max(256).optional(),
     workspace: workspaceField.optional(),
+    inputs_within: workspaceField.optional(),
   }),
   "goal.status": z.strictObject({ goal_id: id }),
   "goal.wait": z.strictObject({ goal_id: id, timeout_ms: z.number().int().min(0).max(MAX_WAIT_MS) }),

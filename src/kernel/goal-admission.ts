@@ -5,6 +5,7 @@
 // goal id (agent.spawn_denied, as the spawn would have been; goal.refused for inputs)
 // and nothing is queued or copied.
 
+import { realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
@@ -24,6 +25,8 @@ export interface GoalSubmission {
   inputs?: string[];
   /** The submitting client's project folder: its active persistent intent, if any, is carried (goal-intent.ts). */
   workspace?: string;
+  /** A folder every input must lie in, resolved (aido mcp serve: its session's project folder). */
+  inputsWithin?: string;
 }
 
 export interface AdmittedGoal {
@@ -60,22 +63,43 @@ export function admitGoal(deps: { config: Config; audit: AuditLog }, s: GoalSubm
     });
     throw e;
   }
-  return { manifest, inputs: checkedInputs(deps, s.inputs ?? []) };
+  return { manifest, inputs: checkedInputs(deps, s.inputs ?? [], s.inputsWithin) };
 }
 
 /** Checked before the goal exists: a refusal is audited and nothing is copied. */
-function checkedInputs(deps: { config: Config; audit: AuditLog }, paths: readonly unknown[]): CheckedInput[] {
+function checkedInputs(
+  deps: { config: Config; audit: AuditLog },
+  paths: readonly unknown[],
+  within: string | undefined,
+): CheckedInput[] {
   if (!Array.isArray(paths))
     throw new AidoError(ErrorCode.invalidInput, "inputs: must be a list of absolute paths", {
       field: "inputs",
     });
   try {
-    return checkInputs(paths, inputRules(deps.config));
+    const rules = inputRules(deps.config);
+    if (within !== undefined) rules.within = realWithin(within);
+    return checkInputs(paths, rules);
   } catch (e) {
     if (e instanceof AidoError) {
       const field = typeof e.details.field === "string" ? e.details.field : "inputs";
       deps.audit.record("goal.refused", { field, reason: e.message });
     }
     throw e;
+  }
+}
+
+/** The real path of goal.submit's `inputs_within`, or a refusal naming it. */
+function realWithin(within: string): string {
+  try {
+    return realpathSync(within);
+  } catch (e) {
+    throw new AidoError(
+      ErrorCode.invalidInput,
+      `inputs_within: ${within} cannot be resolved: ${errorMessage(e)}`,
+      {
+        field: "inputs_within",
+      },
+    );
   }
 }

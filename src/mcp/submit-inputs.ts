@@ -12,15 +12,23 @@ import { realpathSync } from "node:fs";
 import { isAbsolute, join, relative, sep } from "node:path";
 import { RefusedHere } from "./daemon-tools.js";
 
-/** The host paths of `inputs`, resolved and checked to lie in `workspace`; refused (naming inputs.N) otherwise. */
-export function sessionInputs(inputs: readonly string[], workspace: string | null): string[] {
+/**
+ * goal.submit's `inputs` (the host paths, resolved and checked to lie in `workspace`; refused
+ * naming inputs.N otherwise) and `inputs_within` (the project folder: the daemon checks each
+ * again, and once more on the entry it opens to copy, so a folder of the project swapped for
+ * a link after this check, by a command the session runs, cannot lead out of it).
+ */
+export function sessionInputs(
+  inputs: readonly string[],
+  workspace: string | null,
+): { inputs: string[]; inputs_within: string } {
   if (workspace === null) {
     throw new RefusedHere(
       "inputs: this session has no project folder to give inputs from (start the server with `aido mcp serve --workspace DIR`)",
     );
   }
   const root = realpathSync(workspace);
-  return inputs.map((given, i) => {
+  const resolved = inputs.map((given, i) => {
     const named = isAbsolute(given) ? given : join(root, given);
     let real: string;
     try {
@@ -38,4 +46,5 @@ export function sessionInputs(inputs: readonly string[], workspace: string | nul
     }
     return real;
   });
+  return { inputs: resolved, inputs_within: root };
 }

@@ -30,7 +30,7 @@ import {
   type Stats,
   statfsSync,
 } from "node:fs";
-import { basename, dirname, isAbsolute, join, sep } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { removeTreeNoFollow } from "./folders.js";
@@ -40,6 +40,8 @@ import { fdPath } from "./untrusted-files.js";
 export interface CheckedInput {
   path: string;
   name: string;
+  /** The folder the input must lie in (InputRules.within), checked again on the opened entry as it is copied. */
+  within?: string;
 }
 
 export interface InputRules {
@@ -48,6 +50,12 @@ export interface InputRules {
   maxBytes: number;
   /** Files, folders and links, all inputs together. */
   maxEntries: number;
+  /**
+   * The real path of a folder every input must lie in (goal.submit `inputs_within`: an MCP
+   * session's project folder). Checked on the resolved path and again on the entry opened
+   * for the copy, so a folder of the path swapped for a link meanwhile cannot lead out of it.
+   */
+  within?: string;
 }
 
 /** The folder under AIDO_HOME from which inputs may come (run-aido.sh stages files there). */
@@ -101,13 +109,14 @@ export function checkInputs(paths: readonly unknown[], rules: InputRules): Check
       refuse(ErrorCode.invalidInput, field, `${named} cannot be read: ${errorMessage(e)}`, named);
     }
     confine(field, named, real, rules.home);
+    if (rules.within !== undefined) confineWithin(field, named, real, rules.within);
     refusePseudoFs(field, real, named);
     const name = basename(named) || basename(real);
     if (names.has(name))
       refuse(ErrorCode.invalidInput, field, `a second input named "${name}" (${named})`, named);
     names.add(name);
     walkSync(real, field, tally);
-    return { path: real, name };
+    return { path: real, name, ...(rules.within !== undefined ? { within: rules.within } : {}) };
   });
 }
 
@@ -128,7 +137,7 @@ export async function copyInputs(
     const tally = new Tally(rules);
     for (const [i, input] of inputs.entries()) {
       const field = `inputs.${i}`;
-      await copyTop(input.path, join(staging, input.name), field, tally, rules.home);
+      await copyTop(input.path, join(staging, input.name), field, tally, rules.home, input.within);
     }
     for (const input of inputs) await fsp.rename(join(staging, input.name), join(inputsDir, input.name));
   } finally {
@@ -164,6 +173,18 @@ class Tally {
       );
     }
   }
+}
+
+/** Inside the folder `within` (a real path), or refused naming it. */
+function confineWithin(field: string, named: string, real: string, within: string): void {
+  const rel = relative(within, real);
+  if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel))
+    refuse(
+      ErrorCode.policyDenied,
+      field,
+      `${named} is outside ${within}, the folder the inputs must come from`,
+      named,
+    );
 }
 
 /** Not inside AIDO_HOME (but its inbox/), and not a folder that contains AIDO_HOME. */
@@ -226,7 +247,14 @@ function walkSync(path: string, field: string, tally: Tally): void {
  * Copy one checked input. It is opened first (never through a link), and where the opened
  * entry is now is confined again: the path it was checked at may have been swapped since.
  */
-async function copyTop(path: string, to: string, field: string, tally: Tally, home: string): Promise<void> {
+async function copyTop(
+  path: string,
+  to: string,
+  field: string,
+  tally: Tally,
+  home: string,
+  within: string | undefined,
+): Promise<void> {
   const st = lstatOrRefuse(path, field);
   if (st.isSymbolicLink())
     refuse(ErrorCode.invalidInput, field, `${path} changed into a link since it was checked`, path);
@@ -235,6 +263,7 @@ async function copyTop(path: string, to: string, field: string, tally: Tally, ho
     sameEntry(fd, st, path, field);
     const now = readlinkSync(fdPath(fd));
     confine(field, path, now, home);
+    if (within !== undefined) confineWithin(field, path, now, within);
     refusePseudoFs(field, fdPath(fd), path);
     if (st.isDirectory()) await copyDir(fd, path, to, field, tally);
     else if (st.isFile()) await copyFile(fd, path, to, field, tally);

@@ -93,4 +93,50 @@ describe("goal.submit inputs under attack", () => {
     const got = existsSync(copied) ? readFileSync(copied, "utf8") : undefined;
     expect(got, `goal ${end.state}: the runtime key was copied into /inputs`).not.toBe(key);
   });
+
+  // aido mcp serve passes its session's project folder as inputs_within: a client's model
+  // names the inputs, and can run commands that change the project between the submit and
+  // the copy (a goal queued behind another is copied when it starts).
+  it("inputs_within: refuses a path outside the folder, and a folder of the project swapped for a link out of it before the copy", async () => {
+    const c = await open(1);
+    const project = join(suite.outside, "project");
+    const dir = join(project, "dir");
+    const secret = join(suite.outside, "secret");
+    mkdirSync(dir, { recursive: true });
+    mkdirSync(secret, { recursive: true });
+    writeFileSync(join(dir, "data.txt"), "project data\n");
+    writeFileSync(join(secret, "data.txt"), "SECRET\n");
+    const refused = await c
+      .call("goal.submit", {
+        goal: "read",
+        manifest: reader,
+        inputs: [join(secret, "data.txt")],
+        inputs_within: project,
+      } as never)
+      .then(
+        () => "accepted",
+        (e: Error) => e.message,
+      );
+    expect(refused).toContain("inputs.0");
+    expect(refused).toContain(`is outside ${project}`);
+
+    suite.server.script('manifest "blocker"', [turn.hang()]);
+    suite.server.script('manifest "reader"', [turn.text("read")]);
+    const blocker = await c.call("goal.submit", { goal: "block", manifest: manifest("blocker") });
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "read",
+      manifest: reader,
+      inputs: [join(dir, "data.txt")],
+      inputs_within: project,
+    } as never);
+    renameSync(dir, `${dir}.orig`);
+    symlinkSync(secret, dir);
+    await c.call("goal.cancel", { goal_id: blocker.goal_id });
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
+    const copied = join(suite.fx.home.config.goalsDir, goal_id, "inputs", "data.txt");
+    const got = existsSync(copied) ? readFileSync(copied, "utf8") : undefined;
+    expect(got, `goal ${end.state}: a file outside the project was copied into /inputs`).not.toBe("SECRET\n");
+    expect(end.state).toBe("failed");
+    expect(end.error).toContain(`is outside ${project}`);
+  });
 });
