@@ -39,13 +39,8 @@ import { passedOnPieces } from "../security/shell-writes-build.js";
 import { refuseEnvWrites } from "./exec-env-writes.js";
 import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } from "./exec-known.js";
 import { runTimeNamed } from "./exec-merge.js";
-import { assignedPaths, cwdPath, refuseOldPwd, runsRuntimeRemoval } from "./exec-removals.js";
-import {
-  hasSubstitution,
-  refuseUnknownSubstitution,
-  substitutionCommands,
-  substitutionValue,
-} from "./exec-substitutions.js";
+import { assignedPaths, cwdPath, refuseOldPwd, refuseRebound, runsRuntimeRemoval } from "./exec-removals.js";
+import { hasSubstitution, substitutionRemoval } from "./exec-substitutions.js";
 
 export { CONTAINER_HOME } from "./exec-known.js";
 
@@ -217,20 +212,24 @@ async function pathsFrom(
             continue;
           }
           const via = `argument ${k} of ${name}`;
+          const place = { dirs: from ?? undefined, privateTmp };
+          const values = { vars, assigned: (w: string) => assignedPaths(w, analysis, vars) };
           if (removing && access === "write" && hasSubstitution(text)) {
             // `rm -rf "$(dirname ~/x)"`: the path it prints, where known; else refused or left to the domain.
-            const value = substitutionValue(text, vars);
+            const value = substitutionRemoval(text, values, via, place);
             if (value !== undefined) {
               await r.judge(value, dirs, "write", via, true, false, true);
               continue;
             }
-            refuseUnknownSubstitution(text, substitutionCommands(analysis, i), via);
           }
           if (removing && access === "write") {
             refuseOldPwd(text, via);
-            // `d=$TMPDIR; rm -rf "$d"`: each known value the command gives the variable.
-            for (const p of assignedPaths(text, analysis, vars))
-              await r.judge(p, dirs, "write", via, true, false, true);
+            refuseRebound(text, analysis, via);
+            // `d=$TMPDIR; rm -rf "$d"`: each known value the command gives the variable (`d=$(echo ~)`: the path it prints).
+            for (const p of assignedPaths(text, analysis, vars)) {
+              const path = hasSubstitution(p) ? substitutionRemoval(p, values, via, place) : p;
+              if (path !== undefined) await r.judge(path, dirs, "write", via, true, false, true);
+            }
           }
           const known = knownPart(text, vars);
           // Only a word that is the path whole names what is removed (`rm -r ~/*`: not the folder).
