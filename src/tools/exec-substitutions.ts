@@ -4,7 +4,9 @@
 // dirname, basename, pwd after a cd, realpath, readlink -f): judged as that path. One it cannot
 // compute could be any path, the caller's private folder among them; it runs only when it
 // lists names the command cannot spell the folder with (a fresh name from mktemp; ls or find
-// of relative names without `..`); any other is refused as unjudgeable (docs/security.md).
+// of relative names without `..`, outside the private folder and its parents); any other is
+// refused as unjudgeable (docs/security.md). The same holds for a variable whose value is a
+// substitution (`d=$(echo ~)`) and for what xargs hands a removal (`echo ~ | xargs rm -rf`).
 
 import { posix } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
@@ -142,7 +144,48 @@ export function substitutionRemoval(
  * $(ls -d agent-*)`), or is not known.
  */
 function refuseUnknownSubstitution(written: string, via: string, place: RemovalPlace): void {
-  const subs = substitutionsOf(written);
+  refuseUnknownListing(written, "the command substitution", substitutionsOf(written), via, place);
+}
+
+/** Programs that remove the words xargs appends to them. */
+const REMOVERS: ReadonlySet<string> = new Set(["rm", "rmdir", "unlink"]);
+
+/**
+ * The path a removal xargs runs is handed (`echo ~ | xargs rm -rf`: what the stage before it
+ * prints, where it is one command the judge computes); undefined when that stage only lists
+ * names and is left to the domain; refused otherwise (as a removed `$(STAGE)`). Not a removal
+ * xargs runs: undefined.
+ */
+export function xargsRemoval(
+  analysis: CommandAnalysis,
+  index: number,
+  known: WordValues,
+  via: string,
+  place: RemovalPlace,
+): string | undefined {
+  const c = analysis.commands[index]!;
+  if (!c.wrappers.includes("xargs") || !REMOVERS.has(commandName(c))) return undefined;
+  const stages = analysis.pipelines.find((p) => p.some((stage) => stage.includes(index))) ?? [];
+  const feeding = stages
+    .slice(
+      0,
+      stages.findIndex((stage) => stage.includes(index)),
+    )
+    .flat();
+  const fed = feeding.map((k) => analysis.commands[k]!);
+  const value = fed.length === 1 ? printed(fed[0]!, ".", known, 0) : undefined;
+  if (value === undefined)
+    refuseUnknownListing(`xargs ${c.argv.join(" ")}`, "what xargs reads", fed, via, place);
+  return value;
+}
+
+function refuseUnknownListing(
+  written: string,
+  source: string,
+  subs: readonly SimpleCommand[],
+  via: string,
+  place: RemovalPlace,
+): void {
   const listsNames = subs.every((s) => {
     const name = commandName(s);
     if (name === "mktemp") return s.wrappers.length === 0;
@@ -156,8 +199,8 @@ function refuseUnknownSubstitution(written: string, via: string, place: RemovalP
   if (subs.length > 0 && listsNames && held === undefined) return;
   const why =
     held === undefined
-      ? "the command substitution prints a path known only at run time, which could be the caller's private folder; give the path, or list relative names (ls, find . ...)"
-      : `the command substitution lists names in ${held}, which is or holds the caller's private folder; give the paths`;
+      ? `${source} prints a path known only at run time, which could be the caller's private folder; give the path, or list relative names (ls, find . ...)`
+      : `${source} lists names in ${held}, which is or holds the caller's private folder; give the paths`;
   throw new AidoError(ErrorCode.policyDenied, `cannot judge what ${via} removes ("${written}"): ${why}`, {
     rule: "unjudgeable",
   });

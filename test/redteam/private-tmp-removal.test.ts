@@ -44,6 +44,7 @@ const PROGRAMS = [
   "dirname",
   "printf",
   "ls",
+  "xargs",
 ];
 const worker = readAllWriteOut(PROGRAMS);
 
@@ -346,5 +347,19 @@ describe("positional parameters rebound by set or shift", () => {
   it("still runs set -e before a removal", async () => {
     expectOk(await b.exec("worker", "set -e; echo x > /workspace/out/z; rm -f /workspace/out/z"));
     expect(b.exists("/workspace/out/z")).toBe(false);
+  }, 60_000);
+});
+
+describe("a removal xargs runs on what the stage before it prints", () => {
+  // Each emptied the folder: the words xargs appends were not judged at all.
+  refusesEach(["echo ~ | xargs rm -rf"]);
+  refusesEachUnjudgeable(
+    ["ls -d ~ | xargs rm -rf", "printf '%s\\0' ~ | xargs -0 rm -rf", "cd ~ && ls -A | xargs rm -rf"],
+    /what xargs reads (prints a path known only at run time|lists names in \/)/,
+  );
+
+  it("still runs find's relative names piped to xargs rm in /workspace/out", async () => {
+    expectOk(await b.exec("worker", "cd /workspace/out && echo x > c.o && find . -name '*.o' | xargs rm -f"));
+    expect(b.exists("/workspace/out/c.o")).toBe(false);
   }, 60_000);
 });
