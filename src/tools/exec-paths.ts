@@ -39,13 +39,8 @@ import { passedOnPieces } from "../security/shell-writes-build.js";
 import { refuseEnvWrites } from "./exec-env-writes.js";
 import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } from "./exec-known.js";
 import { runTimeNamed } from "./exec-merge.js";
-import { assignedPaths, cwdPath, refuseOldPwd, runsRuntimeRemoval } from "./exec-removals.js";
-import {
-  hasSubstitution,
-  refuseUnknownSubstitution,
-  substitutionCommands,
-  substitutionValue,
-} from "./exec-substitutions.js";
+import { assignedPaths, cwdPath, refuseOldPwd, refuseRebound, runsRuntimeRemoval } from "./exec-removals.js";
+import { hasSubstitution, substitutionRemoval, xargsRemoval } from "./exec-substitutions.js";
 
 export { CONTAINER_HOME } from "./exec-known.js";
 
@@ -164,6 +159,7 @@ async function pathsFrom(
     if (known) await r.judge(known.path, dirs, known.whole ? access : "any", describeRedirect(x), true);
   };
   const words: ScopeWord[] = [];
+  const knownValues = { vars, assigned: (w: string) => assignedPaths(w, analysis, vars) };
   for (const [i, c] of analysis.commands.entries()) {
     const dirs = await dirsOf(i);
     const name = commandName(c);
@@ -181,6 +177,12 @@ async function pathsFrom(
     const deletes = findDeletes(c, runsRemoval);
     // What is removed (or renamed away) is judged as such: the private folder itself needs a grant.
     const removed = removedOperands(c, runsRemoval);
+    // `echo ~ | xargs rm -rf`: what the stage before xargs prints is what it removes.
+    const fed = xargsRemoval(analysis, i, knownValues, `${name} run by xargs`, {
+      dirs: from ?? undefined,
+      privateTmp,
+    });
+    if (fed !== undefined) await r.judge(fed, dirs, "write", `${name} run by xargs`, true, false, true);
     for (const at of deletes?.at ?? []) writes.set(at, [...(writes.get(at) ?? []), c.argv[at]!]);
     // What it reads from another folder (`patch -d D -i P` reads D/P): judged there too.
     for (const p of programReads(c, name)) {
@@ -217,20 +219,23 @@ async function pathsFrom(
             continue;
           }
           const via = `argument ${k} of ${name}`;
+          const place = { dirs: from ?? undefined, privateTmp };
           if (removing && access === "write" && hasSubstitution(text)) {
             // `rm -rf "$(dirname ~/x)"`: the path it prints, where known; else refused or left to the domain.
-            const value = substitutionValue(text, vars);
+            const value = substitutionRemoval(text, knownValues, via, place);
             if (value !== undefined) {
               await r.judge(value, dirs, "write", via, true, false, true);
               continue;
             }
-            refuseUnknownSubstitution(text, substitutionCommands(analysis, i), via);
           }
           if (removing && access === "write") {
             refuseOldPwd(text, via);
-            // `d=$TMPDIR; rm -rf "$d"`: each known value the command gives the variable.
-            for (const p of assignedPaths(text, analysis, vars))
-              await r.judge(p, dirs, "write", via, true, false, true);
+            refuseRebound(text, analysis, via);
+            // `d=$TMPDIR; rm -rf "$d"`: each known value the command gives the variable (`d=$(echo ~)`: the path it prints).
+            for (const p of assignedPaths(text, analysis, vars)) {
+              const path = hasSubstitution(p) ? substitutionRemoval(p, knownValues, via, place) : p;
+              if (path !== undefined) await r.judge(path, dirs, "write", via, true, false, true);
+            }
           }
           const known = knownPart(text, vars);
           // Only a word that is the path whole names what is removed (`rm -r ~/*`: not the folder).

@@ -7,8 +7,10 @@
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
+import type { SimpleCommand } from "../security/shell-analysis.js";
 import { commandName, removedOperands } from "../security/shell-operands.js";
 import { type KnownVars, knownPart } from "./exec-known.js";
+import { hasSubstitution } from "./exec-substitutions.js";
 
 /** The shell's folder: `$PWD`, `${PWD}`, `$(pwd)`, `` `pwd -P` ``. */
 const CWD = String.raw`\$PWD|\$\{PWD\}|\$\(pwd(?: -[LP])?\)|` + "`pwd(?: -[LP])?`";
@@ -39,6 +41,39 @@ export function refuseOldPwd(written: string, via: string): void {
   );
 }
 
+/** A word (double quotes taken out) that starts with a positional parameter: `$1`, `${2}`, `"$@"`. */
+const POSITIONAL_LEAD = /^\$(?:[0-9@*]|\{(?:[0-9]+|[@*])\})/;
+
+/**
+ * Refuse a removed positional parameter when the command rebinds them (`set -- ~; rm -rf "$1"`,
+ * `sh -c 'shift; rm -rf "$1"' _ x ~`): the judge binds $1... to the words after `sh -c CODE`
+ * only, so it would judge the wrong word or none.
+ */
+export function refuseRebound(written: string, analysis: CommandAnalysis, via: string): void {
+  if (!POSITIONAL_LEAD.test(written.replaceAll('"', ""))) return;
+  const c = analysis.commands.find(rebindsPositionals);
+  if (c === undefined) return;
+  throw new AidoError(
+    ErrorCode.policyDenied,
+    `cannot judge what ${via} removes ("${written}"): ${commandName(c)} rebinds the positional parameters at run time; give the path`,
+    { rule: "unjudgeable" },
+  );
+}
+
+/** `shift`, or `set` with words after its options (`set -- a b`, `set a`; not `set -e`, `set -o pipefail`). */
+function rebindsPositionals(c: SimpleCommand): boolean {
+  const name = commandName(c);
+  if (name === "shift") return true;
+  if (name !== "set") return false;
+  const args = c.argv.slice(1);
+  for (let k = 0; k < args.length; k++) {
+    const a = args[k]!;
+    if (a === "--" || a === "-" || !/^[-+]/.test(a)) return true;
+    if (/^[-+]o$/.test(a)) k++;
+  }
+  return false;
+}
+
 /**
  * Whether a command that find (at `index`) runs removes a word known only at run time that is not
  * a known path whole (`-exec sh -c 'rm -rf "$1"' sh {} \;`, `-exec mv {} D \;`): that word is
@@ -62,7 +97,7 @@ export function runsRuntimeRemoval(analysis: CommandAnalysis, index: number, var
 }
 
 /** Whether a group is `group` or nested in it (code it runs, its substitutions): its parent chain leads there. */
-export function withinGroup(analysis: CommandAnalysis, group: number): (g: number | undefined) => boolean {
+function withinGroup(analysis: CommandAnalysis, group: number): (g: number | undefined) => boolean {
   const parentOf = new Map(analysis.commands.map((c) => [c.group, c.parentGroup]));
   return (g) => {
     const seen = new Set<number>();
@@ -111,7 +146,9 @@ const MAX_VAR_CHAIN = 4;
  * value known before it runs: a fixed path, `~`/$HOME/$TMPDIR where known (knownPart), the
  * shell's folder (`$(pwd)`: cwdPath), or another such variable. Each value it is ever given is
  * one it may have, which is not followed in order: `d=$TMPDIR; rm -rf "$d"` removes the
- * private folder. A value known only at run time (`d=$(mktemp -d)`) is left to the domain.
+ * private folder. A value that is a command substitution is returned as written, for the
+ * caller to judge like a removed substitution (`d=$(echo ~)`: the private folder; `d=$(mktemp
+ * -d)`: left to the domain).
  */
 export function assignedPaths(
   written: string,
@@ -133,6 +170,8 @@ export function assignedPaths(
     if (known?.whole) return [known.path + rest];
     const cwd = cwdPath(value);
     if (cwd !== undefined) return [cwd + rest];
+    // `d=$(echo ~)`, `for f in $(ls)`: the substitution, for the caller to judge (substitutionRemoval).
+    if (hasSubstitution(value)) return [value + rest];
     return assignedPaths(value, analysis, vars, depth + 1).map((p) => p + rest);
   });
 }

@@ -4,7 +4,9 @@
 // dirname, basename, pwd after a cd, realpath, readlink -f): judged as that path. One it cannot
 // compute could be any path, the caller's private folder among them; it runs only when it
 // lists names the command cannot spell the folder with (a fresh name from mktemp; ls or find
-// of relative names without `..`); any other is refused as unjudgeable (docs/security.md).
+// of relative names without `..`, outside the private folder and its parents); any other is
+// refused as unjudgeable (docs/security.md). The same holds for a variable whose value is a
+// substitution (`d=$(echo ~)`) and for what xargs hands a removal (`echo ~ | xargs rm -rf`).
 
 import { posix } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
@@ -12,7 +14,6 @@ import { analyzeCommand, type CommandAnalysis } from "../security/shell.js";
 import type { SimpleCommand } from "../security/shell-analysis.js";
 import { commandName } from "../security/shell-operands.js";
 import { type KnownVars, knownPart } from "./exec-known.js";
-import { withinGroup } from "./exec-removals.js";
 
 /** A word that is one substitution whole (double-quoted or not), then a fixed rest: `"$(C)/x"`, `$(C)/x`. */
 const SUBSTITUTION = /^(?:"\$\((.*)\)(\/[^"$`\\]*)?"|\$\((.*)\))(\/[^$`*?[\]~\\'"]*)?$/s;
@@ -24,8 +25,18 @@ export function hasSubstitution(written: string): boolean {
   return /\$\(|`/.test(written.replace(/'[^']*'/g, ""));
 }
 
+/**
+ * What the judge knows of a word's value before it runs: `~`/$HOME/$TMPDIR (vars), and the values
+ * the command gives a variable (`f=/workspace/out/x; rm -rf "$(dirname "$f")"`: exec-removals.ts
+ * assignedPaths).
+ */
+export interface WordValues {
+  vars: KnownVars;
+  assigned: (written: string) => readonly string[];
+}
+
 /** The path a substitution word prints, where the judge can compute it; undefined when it cannot. */
-export function substitutionValue(written: string, vars: KnownVars, depth = 0): string | undefined {
+export function substitutionValue(written: string, known: WordValues, depth = 0): string | undefined {
   const m = SUBSTITUTION.exec(written);
   if (!m || depth > MAX_DEPTH) return undefined;
   let inner: CommandAnalysis;
@@ -42,19 +53,19 @@ export function substitutionValue(written: string, vars: KnownVars, depth = 0): 
   let cwd = ".";
   for (const c of cmds.slice(0, -1)) {
     if (!["cd", "chdir"].includes(commandName(c)) || c.argv.length !== 2) return undefined;
-    const to = wordPath(c, 1, vars, depth);
+    const to = wordPath(c, 1, known, depth);
     if (to === undefined) return undefined;
     cwd = posix.isAbsolute(to) || cwd === "." ? to : posix.join(cwd, to);
   }
-  const value = printed(cmds.at(-1)!, cwd, vars, depth);
+  const value = printed(cmds.at(-1)!, cwd, known, depth);
   return value === undefined ? undefined : value + (m[2] ?? "") + (m[4] ?? "");
 }
 
 /** What the last command of a substitution prints, as a path (one word). */
-function printed(c: SimpleCommand, cwd: string, vars: KnownVars, depth: number): string | undefined {
+function printed(c: SimpleCommand, cwd: string, known: WordValues, depth: number): string | undefined {
   const name = commandName(c);
   const args = c.argv.slice(1);
-  const one = (k: number) => (c.argv.length === k + 1 ? wordPath(c, k, vars, depth) : undefined);
+  const one = (k: number) => (c.argv.length === k + 1 ? wordPath(c, k, known, depth) : undefined);
   switch (name) {
     case "echo":
       return args[0]?.startsWith("-") ? undefined : one(1);
@@ -79,43 +90,126 @@ function printed(c: SimpleCommand, cwd: string, vars: KnownVars, depth: number):
   }
 }
 
-/** The path word k of `c` is before it runs: fixed text, `~`/$HOME/$TMPDIR where known, a computable substitution. */
-function wordPath(c: SimpleCommand, k: number, vars: KnownVars, depth: number): string | undefined {
+/**
+ * The path word k of `c` is before it runs: fixed text, `~`/$HOME/$TMPDIR where known, a
+ * variable the command gives one value, a computable substitution.
+ */
+function wordPath(c: SimpleCommand, k: number, known: WordValues, depth: number): string | undefined {
   const w = c.argv[k]!;
   if (!c.argDynamic[k]) return w;
   const bare = w.replace(/^"([^"$`\\]*)"$/, "$1");
   if (bare !== w) return bare;
-  const known = knownPart(w, vars);
-  if (known?.whole) return known.path;
-  return substitutionValue(w, vars, depth + 1);
+  const start = knownPart(w, known.vars);
+  if (start?.whole) return start.path;
+  const values = known.assigned(w);
+  // One value only: a substitution prints one path (several are refused by the caller).
+  if (values.length === 1) {
+    const value = values[0]!;
+    return hasSubstitution(value) ? substitutionValue(value, known, depth + 1) : value;
+  }
+  return substitutionValue(w, known, depth + 1);
 }
 
 /** Programs whose output is only names: a fresh one (mktemp), or entries of the folders their words name. */
 const LISTERS: ReadonlySet<string> = new Set(["ls", "find"]);
 
+/** Where a removal runs: the folders it may start in (undefined: not known) and the caller's private folder. */
+export interface RemovalPlace {
+  dirs: readonly string[] | undefined;
+  privateTmp: string | undefined;
+}
+
+/**
+ * The path a removed word with a command substitution names, where the judge can compute it
+ * (substitutionValue); undefined when it only lists names and is left to the domain; refused
+ * otherwise (refuseUnknownSubstitution). The word may be a variable's value (`d=$(echo ~)`).
+ */
+export function substitutionRemoval(
+  written: string,
+  known: WordValues,
+  via: string,
+  place: RemovalPlace,
+): string | undefined {
+  const value = substitutionValue(written, known);
+  if (value === undefined) refuseUnknownSubstitution(written, via, place);
+  return value;
+}
+
 /**
  * Refuse a removed word with a substitution the judge cannot compute (`rm -rf $(cat list)`,
  * `rm -rf "$(find ~ -maxdepth 0)"`): it could print the private folder's path. One that runs
  * mktemp, or ls/find of relative names (no `..`, no `~`, no variable), prints no folder a word
- * of it names whole above the one it runs in, and is left to the domain. `subs`: the commands
- * run in the removing command's substitutions.
+ * of it names whole above the one it runs in, and is left to the domain, unless that folder is
+ * the private folder or holds it (`cd ~ && rm -rf $(ls -A)` emptied it; `cd /tmp && rm -rf
+ * $(ls -d agent-*)`), or is not known.
  */
-export function refuseUnknownSubstitution(
+function refuseUnknownSubstitution(written: string, via: string, place: RemovalPlace): void {
+  refuseUnknownListing(written, "the command substitution", substitutionsOf(written), via, place);
+}
+
+/** Programs that remove the words xargs appends to them. */
+const REMOVERS: ReadonlySet<string> = new Set(["rm", "rmdir", "unlink"]);
+
+/**
+ * The path a removal xargs runs is handed (`echo ~ | xargs rm -rf`: what the stage before it
+ * prints, where it is one command the judge computes); undefined when that stage only lists
+ * names and is left to the domain; refused otherwise (as a removed `$(STAGE)`). Not a removal
+ * xargs runs: undefined.
+ */
+export function xargsRemoval(
+  analysis: CommandAnalysis,
+  index: number,
+  known: WordValues,
+  via: string,
+  place: RemovalPlace,
+): string | undefined {
+  const c = analysis.commands[index]!;
+  if (!c.wrappers.includes("xargs") || !REMOVERS.has(commandName(c))) return undefined;
+  const stages = analysis.pipelines.find((p) => p.some((stage) => stage.includes(index))) ?? [];
+  const feeding = stages
+    .slice(
+      0,
+      stages.findIndex((stage) => stage.includes(index)),
+    )
+    .flat();
+  const fed = feeding.map((k) => analysis.commands[k]!);
+  const value = fed.length === 1 ? printed(fed[0]!, ".", known, 0) : undefined;
+  if (value === undefined)
+    refuseUnknownListing(`xargs ${c.argv.join(" ")}`, "what xargs reads", fed, via, place);
+  return value;
+}
+
+function refuseUnknownListing(
   written: string,
+  source: string,
   subs: readonly SimpleCommand[],
   via: string,
+  place: RemovalPlace,
 ): void {
   const listsNames = subs.every((s) => {
     const name = commandName(s);
     if (name === "mktemp") return s.wrappers.length === 0;
     return LISTERS.has(name) && s.wrappers.length === 0 && s.argv.slice(1).every(relativeName);
   });
-  if (subs.length > 0 && listsNames) return;
-  throw new AidoError(
-    ErrorCode.policyDenied,
-    `cannot judge what ${via} removes ("${written}"): the command substitution prints a path known only at run time, which could be the caller's private folder; give the path, or list relative names (ls, find . ...)`,
-    { rule: "unjudgeable" },
-  );
+  const lists = subs.some((s) => LISTERS.has(commandName(s)));
+  const held =
+    listsNames && lists && place.privateTmp !== undefined
+      ? holdingDir(place.dirs, place.privateTmp)
+      : undefined;
+  if (subs.length > 0 && listsNames && held === undefined) return;
+  const why =
+    held === undefined
+      ? `${source} prints a path known only at run time, which could be the caller's private folder; give the path, or list relative names (ls, find . ...)`
+      : `${source} lists names in ${held}, which is or holds the caller's private folder; give the paths`;
+  throw new AidoError(ErrorCode.policyDenied, `cannot judge what ${via} removes ("${written}"): ${why}`, {
+    rule: "unjudgeable",
+  });
+}
+
+/** The first folder a removal may run in that is the private folder or holds it ("a folder not known" when unknown). */
+function holdingDir(dirs: readonly string[] | undefined, privateTmp: string): string | undefined {
+  if (dirs === undefined) return "a folder not known before it runs";
+  return dirs.find((d) => d === privateTmp || privateTmp.startsWith(d === "/" ? "/" : `${d}/`));
 }
 
 /** An option, or a relative name or pattern that stays in the folder it is opened from. */
@@ -125,9 +219,11 @@ function relativeName(word: string): boolean {
   return !/[$`~\\]/.test(bare) && !bare.startsWith("/") && !bare.split("/").includes("..");
 }
 
-/** The commands run in substitutions of command `index` (directly, or nested in them). */
-export function substitutionCommands(analysis: CommandAnalysis, index: number): SimpleCommand[] {
-  const group = analysis.commands[index]!.group;
-  const within = withinGroup(analysis, group);
-  return analysis.commands.filter((c) => c.group !== group && within(c.parentGroup));
+/** The commands a word's command substitutions run (nested ones too), the word parsed alone. */
+function substitutionsOf(written: string): SimpleCommand[] {
+  try {
+    return analyzeCommand(`: ${written}`).commands.filter((c) => c.parentGroup !== undefined);
+  } catch {
+    return [];
+  }
 }

@@ -11,6 +11,10 @@
 //     a variable the command gives the folder's path, whose value was not followed;
 //   - rm -rf ${TMPDIR:-x}, "${HOME-x}"/: a default, which the set variable's value wins over;
 //   - tar --remove-files and zip -m: their operands were judged as written in, not removed.
+//   - d=$(echo ~); rm -rf "$d" (for f in $(echo ~), sh -c '...' _ "$(echo ~)"): a substitution
+//     reached through a variable, left to the domain;
+//   - cd ~ && rm -rf $(ls -A): ls of relative names, in the folder itself;
+//   - set -- ~; rm -rf "$1", sh -c 'shift; rm -rf "$1"' _ x ~: positionals rebound at run time.
 // The agent may read /workspace/** and write /workspace/out/** only.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -40,6 +44,7 @@ const PROGRAMS = [
   "dirname",
   "printf",
   "ls",
+  "xargs",
 ];
 const worker = readAllWriteOut(PROGRAMS);
 
@@ -88,6 +93,15 @@ async function expectKept(command: string, why?: RegExp): Promise<void> {
 /** One test per command (shown as itself): refused before anything ran, the folder kept (expectKept). */
 function refusesEach(commands: readonly string[], title = "refuses %s before anything is removed"): void {
   it.each(commands.map((c) => [c]))(title, async (command) => expectKept(command), 60_000);
+}
+
+/** One test per command: refused as unjudgeable, the reason matching `why`, the folder kept. */
+function refusesEachUnjudgeable(commands: readonly string[], why: RegExp): void {
+  it.each(commands.map((c) => [c]))(
+    "refuses %s as unjudgeable",
+    (command) => expectKept(command, why),
+    60_000,
+  );
 }
 
 describe("find hands what it found to a shell that removes it", () => {
@@ -277,5 +291,75 @@ describe("an inline shell's positional parameters bound to the words after it", 
     expect(b.exists("/workspace/out/y")).toBe(false);
     expectOk(await b.exec("worker", `sh -c 'rm -f "$1"' _ ~/keep`));
     expect(await kept()).toBe("");
+  }, 60_000);
+});
+
+describe("a command substitution reached through a variable", () => {
+  // Each emptied the folder: the variable's value was a substitution, left to the domain.
+  refusesEach([
+    'd=$(echo ~); rm -rf "$d"',
+    'for f in $(echo ~); do rm -rf "$f"; done',
+    `sh -c 'rm -rf "$1"' _ "$(echo ~)"`,
+  ]);
+
+  refusesEachUnjudgeable(
+    ['for f in $(ls -d ~); do rm -rf "$f"; done'],
+    /prints a path known only at run time/,
+  );
+
+  it("still runs a fresh temp folder's removal, ls's names in /workspace/out, and dirname of a known file", async () => {
+    await keep();
+    expectOk(await b.exec("worker", 'd=$(mktemp -d) && rm -rf "$d"'));
+    expectOk(
+      await b.exec("worker", 'cd /workspace/out && echo x > a1 && for f in $(ls a*); do rm "$f"; done'),
+    );
+    expect(b.exists("/workspace/out/a1")).toBe(false);
+    // Refused as unjudgeable before: dirname of a variable was not computed.
+    const f = "/workspace/out/dd/f";
+    expectOk(
+      await b.exec(
+        "worker",
+        `mkdir -p /workspace/out/dd && f=${f} && echo x > "$f" && rm -rf "$(dirname "$f")"`,
+      ),
+    );
+    expect(b.exists("/workspace/out/dd")).toBe(false);
+    expect(await kept()).toBe("k\n");
+  }, 60_000);
+});
+
+describe("ls or find listing the private folder, or a folder that holds it", () => {
+  refusesEachUnjudgeable(
+    [
+      "cd ~ && rm -rf $(ls -A)",
+      "cd ~ && rm -rf $(find . -mindepth 1 -maxdepth 1)",
+      "cd / && rm -rf $(ls -d tmp/agent-*)",
+    ],
+    /the command substitution lists names in \//,
+  );
+});
+
+describe("positional parameters rebound by set or shift", () => {
+  refusesEachUnjudgeable(
+    ['set -- ~; rm -rf "$1"', `sh -c 'shift; rm -rf "$1"' _ /workspace/out/x ~`],
+    /rebinds the positional parameters/,
+  );
+
+  it("still runs set -e before a removal", async () => {
+    expectOk(await b.exec("worker", "set -e; echo x > /workspace/out/z; rm -f /workspace/out/z"));
+    expect(b.exists("/workspace/out/z")).toBe(false);
+  }, 60_000);
+});
+
+describe("a removal xargs runs on what the stage before it prints", () => {
+  // Each emptied the folder: the words xargs appends were not judged at all.
+  refusesEach(["echo ~ | xargs rm -rf"]);
+  refusesEachUnjudgeable(
+    ["ls -d ~ | xargs rm -rf", "printf '%s\\0' ~ | xargs -0 rm -rf", "cd ~ && ls -A | xargs rm -rf"],
+    /what xargs reads (prints a path known only at run time|lists names in \/)/,
+  );
+
+  it("still runs find's relative names piped to xargs rm in /workspace/out", async () => {
+    expectOk(await b.exec("worker", "cd /workspace/out && echo x > c.o && find . -name '*.o' | xargs rm -f"));
+    expect(b.exists("/workspace/out/c.o")).toBe(false);
   }, 60_000);
 });
