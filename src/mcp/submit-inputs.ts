@@ -9,7 +9,8 @@
 // the daemon is given. A session without a project folder gives no inputs.
 
 import { realpathSync } from "node:fs";
-import { isAbsolute, join, relative, sep } from "node:path";
+import { isAbsolute, join } from "node:path";
+import { isInside } from "../skills/confine.js";
 import { RefusedHere } from "./daemon-tools.js";
 
 /**
@@ -38,8 +39,7 @@ export function sessionInputs(
         `inputs.${i}: ${JSON.stringify(given)} does not exist in the session's project folder`,
       );
     }
-    const rel = relative(root, real);
-    if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+    if (!isInside(root, real)) {
       throw new RefusedHere(
         `inputs.${i}: ${JSON.stringify(given)} is outside the session's project folder (${root}); a session gives only its project's files`,
       );

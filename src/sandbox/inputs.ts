@@ -30,7 +30,7 @@ import {
   type Stats,
   statfsSync,
 } from "node:fs";
-import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
+import { basename, dirname, isAbsolute, join, sep } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { removeTreeNoFollow } from "./folders.js";
@@ -176,13 +176,12 @@ class Tally {
 }
 
 /** Inside the folder `within` (a real path), or refused naming it. */
-function confineWithin(field: string, named: string, real: string, within: string): void {
-  const rel = relative(within, real);
-  if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel))
+function confineWithin(field: string, named: string, real: string, folder: string): void {
+  if (!within(real, folder))
     refuse(
       ErrorCode.policyDenied,
       field,
-      `${named} is outside ${within}, the folder the inputs must come from`,
+      `${named} is outside ${folder}, the folder the inputs must come from`,
       named,
     );
 }
