@@ -315,7 +315,7 @@ describe("an adoption the client cancels once it runs", () => {
 });
 
 describe("worlds the client cancels while they run", () => {
-  it("are stopped and discarded (children stopped, containers removed, budget back), and the session spawns worlds again", async () => {
+  it("are stopped and discarded (children stopped, containers removed, budget back but for the calls in flight), and the session spawns worlds again", async () => {
     const fx = await suite.start();
     const file = join(dirname(suite.project), "worlds-session.yaml");
     writeFileSync(file, WORLDS_SESSION);
@@ -382,13 +382,18 @@ describe("worlds the client cancels while they run", () => {
     ]);
     await until(() => !suite.containers().some((n) => worldIds.some((w) => n.includes(w))), 30_000);
     const budgetAfter = (await q.call("agent.status", { agent_id: session.agent_id })).budget;
-    // Only what the children used is spent: what each still held reserved (its model call
-    // in flight) is back with the session, as a stopped agent's is.
+    // Spent: what the children used, and each one's model call in flight when it was
+    // stopped, charged its reservation (its request was sent: budget.charged_aborted);
+    // nothing else: the rest of each child's carve-out is back with the session.
     const used = children.reduce((n, a) => n + a.usage.input_tokens + a.usage.output_tokens, 0);
     expect(used).toBeGreaterThan(0);
+    const aborted = (await entries("budget.charged_aborted")).map(
+      (e) => (e.payload as { charged: number }).charged,
+    );
+    expect(aborted, "each child's call in flight is charged once").toHaveLength(3);
     expect(budgetAfter, "the stopped children's budget is back with the session").toEqual({
       ...budgetBefore,
-      spent: used,
+      spent: used + aborted.reduce((a, b) => a + b, 0),
     });
 
     // The session may spawn worlds again at once: nothing held against its max_children (4).
