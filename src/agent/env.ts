@@ -39,7 +39,10 @@ export interface AgentEnv {
   projectOf?(goalId: string): ProjectBinding;
   /** The LlmClient of an agent's model (record/replay applied). */
   client(agent: AgentRecord): LlmClient;
-  /** Told of every committed model call (the goal sums these). */
+  /**
+   * Told what every model call was charged (the goal sums these, and its intent): the
+   * reported usage, or the call's bound when the ledger charged that instead.
+   */
   onUsage?(agent: AgentRecord, usage: Usage): void;
   /** Told when a reservation is refused; the kernel decides whether the goal cap was hit. */
   onBudgetExceeded?(agent: AgentRecord, error: AidoError): void;

@@ -1,11 +1,13 @@
 // agent/inference.ts — one model call, paid for. Every call an agent makes (its turns and
 // the summaries of its context) reserves the most it can cost on its budget account first
 // (llm/token-bound.ts: the UTF-8 bytes of everything sent, framing, max_tokens), goes
-// through the shared scheduler, commits the real usage after, and is refunded when it
-// fails. A call given up because its agent stopped is charged its reservation if its
-// request was sent (the provider may have spent up to it; security/budget.ts), refunded if
-// it never left its queue. A refused reservation is budget_exceeded before anything is sent: no call is made
-// on credit. Since a call following the bound can never cost more than it reserved, the
+// through the shared scheduler, commits the real usage after, and is refunded when the
+// provider refuses it (an HTTP error status). A call given up because its agent stopped, or
+// failed once the provider may have worked on it (connection or stream lost, a timeout), is
+// charged its reservation if its request was sent (the provider may have spent up to it;
+// security/budget.ts), refunded if it never left its queue. The goal is told what each call
+// was charged (env.onUsage: its usage and its intent's tokens_spent). A refused
+// reservation is budget_exceeded before anything is sent: no call is made on credit. Since a call following the bound can never cost more than it reserved, the
 // goal cap holds however many children spend at once. A provider that reports more anyway
 // broke the bound: the usage is charged (it was spent), audited as budget.overspent by the
 // ledger, and the call fails with budget_exceeded, which stops the agent; the kernel stops
@@ -17,7 +19,7 @@
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AgentRecord } from "../kernel/registry.js";
 import { callTokenBound } from "../llm/token-bound.js";
-import type { CompletionRequest, LlmClient, LlmResponse } from "../llm/types.js";
+import type { CompletionRequest, LlmClient, LlmResponse, Usage } from "../llm/types.js";
 import type { Reservation } from "../security/budget.js";
 import { Attr, serverOf, tracedFinish, tracedId, tracedModel } from "../telemetry/attributes.js";
 import type { TraceSpan } from "../telemetry/tracer.js";
@@ -47,11 +49,15 @@ export async function budgetedComplete(
     }));
     span?.set({ [Attr.queueWaitMs]: waitMs });
   } catch (e) {
-    // Given up (the agent stopped): charged if the request was sent, refunded if it never
-    // left. Failed otherwise (the provider refused it): refunded.
+    // Given up (the agent stopped), or failed once the provider may have worked on it: charged
+    // if the request was sent, refunded if it never left. Refused by the provider: refunded.
+    const failure = req.signal?.aborted ? undefined : spendingFailure(e);
     settleQuietly(() =>
-      req.signal?.aborted ? env.budget.abandon(reservation) : env.budget.refund(reservation),
+      req.signal?.aborted || failure !== undefined
+        ? env.budget.abandon(reservation, failure)
+        : env.budget.refund(reservation),
     );
+    tellCharged(env, agent, reservation);
     span?.end(e instanceof AidoError ? e.code : ErrorCode.internal);
     throw e;
   }
@@ -65,7 +71,7 @@ export async function budgetedComplete(
     // A call past its bound ends the agent: its span says so (error.type budget_exceeded).
     if (span) endChatSpan(env, agent, span, response, used, used > reservation.amount);
   }
-  env.onUsage?.(agent, response.usage);
+  tellCharged(env, agent, reservation, response.usage);
   env.events.emit("usage", agent.goalId, { agentId: agent.id, ...response.usage });
   if (used > reservation.amount) {
     const e = new AidoError(
@@ -86,6 +92,40 @@ export async function budgetedComplete(
  */
 function usageUnbelievable(r: LlmResponse): boolean {
   return r.usage.input_tokens <= 0;
+}
+
+/**
+ * How a call failed when the provider may have spent on it though it answered nothing
+ * usable: the connection or the stream lost after the request left, no answer in time, an
+ * answer over the size cap. The provider's own refusal (an HTTP error status) is not
+ * billed, nor is anything that failed before a provider was involved: undefined.
+ */
+function spendingFailure(e: unknown): string | undefined {
+  if (!(e instanceof AidoError) || e.code !== ErrorCode.providerFailed) return undefined;
+  const kind = e.details?.failure;
+  return kind === "connection" || kind === "timeout" || kind === "other" ? kind : undefined;
+}
+
+/**
+ * Tell the goal (env.onUsage: its usage, its intent's tokens_spent) what the call was
+ * charged, whoever settled it: what the provider reported when that was charged, else the
+ * charge (the bound of a call whose usage was unreported, or given up or failed after it
+ * was sent) with the reported output and the rest as input. Nothing for a refund. Usage
+ * the ledger could not commit (not a safe integer) is told as reported.
+ */
+function tellCharged(env: AgentEnv, agent: AgentRecord, r: Reservation, reported?: Usage): void {
+  const charged = env.budget.chargedFor(r);
+  if (charged === undefined) {
+    if (reported) env.onUsage?.(agent, reported);
+    return;
+  }
+  if (charged === 0 && !reported) return;
+  if (reported && reported.input_tokens + reported.output_tokens === charged) {
+    env.onUsage?.(agent, reported);
+    return;
+  }
+  const output = Math.min(reported?.output_tokens ?? 0, charged);
+  env.onUsage?.(agent, { input_tokens: charged - output, output_tokens: output });
 }
 
 /**

@@ -122,6 +122,11 @@ export interface AuditPayloads {
   };
   /** A call given up after its request was sent (its agent stopped): its reservation was charged. */
   "budget.charged_aborted": { account: string; reservation_id: number; charged: number };
+  /**
+   * A call that failed after its request was sent, the provider maybe having worked on it
+   * (the connection or the stream lost, a timeout): its reservation was charged.
+   */
+  "budget.charged_failed": { account: string; reservation_id: number; charged: number; failure: string };
   "snapshot.created": { snapshot_id: string; label?: string; files?: number };
   "snapshot.restored": { snapshot_id: string; files_restored: number; files_failed: number };
   /** The oldest snapshots removed (and their packs compacted) to keep a goal's store under sandbox.snapshots_max_mb. */
@@ -327,6 +332,7 @@ const KINDS: Record<AuditKind, true> = {
   "budget.overspent": true,
   "budget.usage_unreported": true,
   "budget.charged_aborted": true,
+  "budget.charged_failed": true,
   "snapshot.created": true,
   "snapshot.restored": true,
   "snapshot.pruned": true,

@@ -56,6 +56,7 @@ export class BudgetLedger {
     settle: Statement;
     markSent: Statement;
     sentAt: Statement;
+    settled: Statement;
   };
 
   constructor(opts: BudgetLedgerOptions) {
@@ -79,6 +80,9 @@ export class BudgetLedger {
         "UPDATE budget_reservations SET sent_at = ? WHERE id = ? AND account_id = ? AND state = 'open'",
       ),
       sentAt: this.db.prepare("SELECT sent_at FROM budget_reservations WHERE id = ?").pluck(),
+      settled: this.db.prepare(
+        "SELECT state, actual FROM budget_reservations WHERE id = ? AND account_id = ? AND amount = ?",
+      ),
     };
   }
 
@@ -205,9 +209,24 @@ export class BudgetLedger {
   /**
    * Settle a reservation whose call was given up: charged in full (audited as
    * budget.charged_aborted) when its request was sent, refunded when it never left.
+   * `failure`: the call was not given up but failed after it may have reached the provider
+   * (the connection or the stream lost, a timeout); charged the same way, audited as
+   * budget.charged_failed with what went wrong.
    */
-  abandon(r: Reservation): BudgetAccount {
-    return this.immediate(() => this.abandonOne(r));
+  abandon(r: Reservation, failure?: string): BudgetAccount {
+    return this.immediate(() => this.abandonOne(r, failure));
+  }
+
+  /**
+   * What a reservation was charged once settled, by whichever settled it (its call, or
+   * the close of its account): 0 when refunded; undefined while it is still open.
+   */
+  chargedFor(r: Reservation): number | undefined {
+    const row = this.stmt.settled.get(r.id, r.accountId, r.amount) as
+      | { state: string; actual: number | null }
+      | undefined;
+    if (!row || row.state === "open") return undefined;
+    return row.actual ?? 0;
   }
 
   /**
@@ -267,18 +286,17 @@ export class BudgetLedger {
     prepared(this.db, "UPDATE budget_accounts SET closed = 1 WHERE id = ?").run(accountId);
   }
 
-  private abandonOne(r: Reservation): BudgetAccount {
+  private abandonOne(r: Reservation, failure?: string): BudgetAccount {
     if (this.stmt.sentAt.get(r.id) == null) {
       this.settle(r, "refunded", null);
       return this.charge(this.ancestry(r.accountId), -r.amount, 0);
     }
     this.settle(r, "committed", r.amount);
     const after = this.charge(this.ancestry(r.accountId), -r.amount, r.amount);
-    this.audit?.record(
-      "budget.charged_aborted",
-      { account: r.accountId, reservation_id: r.id, charged: r.amount },
-      { goalId: after.goal_id },
-    );
+    const charged = { account: r.accountId, reservation_id: r.id, charged: r.amount };
+    if (failure === undefined)
+      this.audit?.record("budget.charged_aborted", charged, { goalId: after.goal_id });
+    else this.audit?.record("budget.charged_failed", { ...charged, failure }, { goalId: after.goal_id });
     return after;
   }
 

@@ -11,9 +11,17 @@
 
 import { describe, expect, it } from "vitest";
 import type { Runtime } from "../../src/kernel/runtime.js";
-import { type Harness, openHarness, useHarnessSuite } from "../agent/harness.js";
+import { type Harness, useHarnessSuite } from "../agent/harness.js";
 import { until } from "../daemon/process.js";
 import { type ProviderServer, type RecordedRequest, turn } from "../support/provider-server.js";
+import {
+  CAP,
+  LEAD_USAGE,
+  openCapped as openCappedAt,
+  reservationsOf,
+  SPAWNS,
+  scriptSpawningLead,
+} from "./budget-support.js";
 
 let server: ProviderServer;
 let h: Harness;
@@ -23,34 +31,8 @@ useHarnessSuite(
   () => h,
 );
 
-const CAP = 40_000;
-const SPAWNS = 12;
-const LEAD_USAGE = { input_tokens: 400, output_tokens: 100 };
-
-interface ReservationRow {
-  account_id: string;
-  amount: number;
-  state: string;
-  actual: number | null;
-}
-
-function reservationsOf(rt: Runtime, goalId: string): ReservationRow[] {
-  return rt.db
-    .prepare(
-      "SELECT r.account_id, r.amount, r.state, r.actual FROM budget_reservations r JOIN budget_accounts a ON a.id = r.account_id WHERE a.goal_id = ? ORDER BY r.id",
-    )
-    .all(goalId) as ReservationRow[];
-}
-
 /** A harness whose goals are capped at CAP. */
-async function openCapped(env: Record<string, string> = {}): Promise<Harness> {
-  return openHarness(server, {
-    env,
-    config: (c) => {
-      c.limits.goalMaxTokens = CAP;
-    },
-  });
-}
+const openCapped = (env: Record<string, string> = {}) => openCappedAt(server, CAP, env);
 
 /** Submit a goal whose bootstrap is the "lead" manifest holding `capabilities`. */
 function submitLead(goal: string, capabilities: string[]): string {
@@ -78,16 +60,7 @@ async function stopChildrenMidCall(
 describe("a child stopped during its model call", () => {
   it("is charged what its call reserved, so spawn-and-stop cannot spend past the goal cap", async () => {
     h = await openCapped();
-    server.script('manifest "lead"', [
-      ...Array.from({ length: SPAWNS }, (_, i) =>
-        turn.toolUse(
-          "spawn_agent",
-          { manifest: { name: "kid" }, message: `Task ${i}: work on it.` },
-          { usage: LEAD_USAGE },
-        ),
-      ),
-      turn.text("done", { usage: LEAD_USAGE }),
-    ]);
+    scriptSpawningLead(server);
     const kids = server.script('manifest "kid"', [turn.hang()], { repeatLast: true });
     const goal_id = submitLead("Spawn and stop.", ["tool: spawn_agent", "spawn_child: [kid]"]);
     await stopChildrenMidCall(h.rt, goal_id, () => kids.requests);
