@@ -11,9 +11,10 @@
 // a symlink pointing out of the directory are all refused.
 
 import { realpathSync, statSync } from "node:fs";
-import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { isStrictlyWithin } from "../fs/within.js";
 import { type LoadedManifest, loadManifestFile } from "../manifest/load.js";
 import { formatGrant } from "../security/grants.js";
 import { grantsWithin } from "../security/narrowing.js";
@@ -67,12 +68,6 @@ export function enforceCeiling(ceiling: SocketCeiling, manifest: LoadedManifest)
   }
 }
 
-/** Is `child` (a realpath) inside `root` (a realpath), on a segment boundary? */
-function inside(root: string, child: string): boolean {
-  const rel = relative(root, child);
-  return rel !== "" && rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
-}
-
 /**
  * Load a manifest named by a client: an absolute path inside one of `dirs`, or a path
  * relative to the first of `dirs` that has it. Refused with capability_denied when it
@@ -101,7 +96,7 @@ export function loadManifestFromDirs(requested: string, dirs: readonly string[])
       continue;
     }
     found = true;
-    if (!roots.some((r) => inside(r, real))) continue;
+    if (!roots.some((r) => isStrictlyWithin(r, real))) continue;
     if (!statSync(real).isFile()) {
       throw new AidoError(ErrorCode.invalidInput, `manifest_path: ${requested} is not a file`, {
         field: "manifest_path",

@@ -13,6 +13,7 @@
 // refuses a move that gains read rights; so the domain writes exactly where file_write may.
 
 import { posix } from "node:path";
+import { isWithin } from "../fs/within.js";
 import type { Confinement } from "../sandbox/types.js";
 import type { Grant } from "../security/grants.js";
 import type { PathDenials } from "../security/policy.js";
@@ -37,7 +38,7 @@ function namesProgramInFolders(program: string): boolean {
   if (!program.includes("/")) return false;
   if (!program.startsWith("/")) return true;
   const p = posix.normalize(program);
-  return MOUNT_ROOTS.some((root) => p === root || p.startsWith(`${root}/`));
+  return MOUNT_ROOTS.some((root) => isWithin(root, p));
 }
 
 /**

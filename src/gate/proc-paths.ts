@@ -10,13 +10,14 @@
 // gate does not see — grep over / — stops there too. A command (exec) reads /proc in its own domain, whose ptrace scoping keeps
 // other processes' entries closed (docs/security.md): that is the way to /proc.
 
+import { isWithin } from "../fs/within.js";
 import type { Need } from "./types.js";
 
 const PROC = "/proc";
 
 /** `path` (canonical, absolute) is /proc or below it. */
 export function underProc(path: string): boolean {
-  return path === PROC || path.startsWith(`${PROC}/`);
+  return isWithin(PROC, path);
 }
 
 /** Why the executor may not reach `path` for an agent; undefined when it may. */

@@ -32,24 +32,19 @@
 //   chose). Outputs never write in it nor its key folder (runtimeFolders).
 
 import { lstatSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { dirname, isAbsolute, join, relative, sep } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
+import { isWithin } from "../fs/within.js";
 import { databaseFiles, ensurePrivateDir } from "../security/private-home.js";
 import type { InputMount } from "./state.js";
 
 /** The store's folder name in a project. */
 export const EVIDENCE_DIR = ".aido";
 
-/** `p` is `root` or lies under it (both real paths). */
-export function isAtOrUnder(root: string, p: string): boolean {
-  const rel = relative(root, p);
-  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
-}
-
 /** A project-relative match the wildcard must not take: the store or anything in it. */
 export function isEvidencePath(rel: string): boolean {
-  return rel === EVIDENCE_DIR || rel.startsWith(`${EVIDENCE_DIR}/`);
+  return isWithin(EVIDENCE_DIR, rel);
 }
 
 function realOrSelf(p: string): string {
@@ -76,7 +71,7 @@ function storeOf(projectReal: string): { real: string[]; link: string | undefine
   const lexical = join(projectReal, EVIDENCE_DIR);
   const top = realOrSelf(lexical);
   const sandboxes = realOrSelf(join(lexical, "sandboxes"));
-  const real = isAtOrUnder(top, sandboxes) ? [top] : [top, sandboxes];
+  const real = isWithin(top, sandboxes) ? [top] : [top, sandboxes];
   return { real, link: isLink(lexical) ? lexical : undefined };
 }
 
@@ -88,7 +83,7 @@ function storeOf(projectReal: string): { real: string[]; link: string | undefine
 export function evidenceTest(project: string): (rel: string) => boolean {
   const projectReal = realOrSelf(project);
   const store = storeOf(projectReal).real;
-  return (rel) => isEvidencePath(rel) || store.some((e) => isAtOrUnder(e, join(projectReal, rel)));
+  return (rel) => isEvidencePath(rel) || store.some((e) => isWithin(e, join(projectReal, rel)));
 }
 
 /**
@@ -146,8 +141,8 @@ function ancestors(p: string): string[] {
  * folder under another name, and was mounted whole.
  */
 function placeOf(e: string, source: string): string | undefined {
-  if (isAtOrUnder(e, source)) return "";
-  if (isAtOrUnder(source, e)) return relative(source, e);
+  if (isWithin(e, source)) return "";
+  if (isWithin(source, e)) return relative(source, e);
   const store = idOf(e);
   if (store !== undefined && ancestors(source).some((a) => idOf(a) === store)) return "";
   const src = idOf(source);
@@ -193,7 +188,7 @@ function runtimePlaces(runtime: RuntimeHome): { places: KeptOut[]; links: string
   ];
   for (const [p, what] of extra) {
     const real = realOrSelf(p);
-    if (real === p || isAtOrUnder(home, real)) continue;
+    if (real === p || isWithin(home, real)) continue;
     const st = statSync(real, { throwIfNoEntry: false });
     if (st) places.push({ path: real, what, file: !st.isDirectory() });
   }
@@ -293,7 +288,7 @@ export function guardEvidence(
       hidden.add(`${m.target}/${rel.split(sep).join("/")}`);
     }
     for (const l of links)
-      if (writable && isAtOrUnder(m.source, l.link))
+      if (writable && isWithin(m.source, l.link))
         throw new AidoError(
           ErrorCode.configInvalid,
           `input "${m.pattern}" mounts ${m.source} read-write (--dangerous-allow-mutations) and holds the link ${l.link} to ${l.what}: a task could re-point it; ${l.fix}, or declare narrower inputs`,

@@ -33,9 +33,9 @@ import {
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { errorMessage } from "../errors.js";
+import { isWithin } from "../fs/within.js";
 import { removeTreeNoFollow } from "../sandbox/folders.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
-import { isAtOrUnder } from "./evidence-guard.js";
 import type { ProjectOwner } from "./project.js";
 
 /** The diff kept at most; past it outputs.diff ends with a line saying so. */
@@ -239,7 +239,7 @@ function reclaim(path: string, depth: number): void {
 function diffIn(project: string, paths: readonly string[], as: As): string {
   const repo = repositoryOf(project, as);
   // A work tree that does not hold the project (core.worktree a task set) is not diffed.
-  if (!repo || !isAtOrUnder(repo.top, resolve(project))) return "";
+  if (!repo || !isWithin(repo.top, resolve(project))) return "";
   if (repo.format !== "sha1" && repo.format !== "sha256") return "";
   const base = mkdtempSync(join(tempParent(), "aido-diff-"));
   let out: string;

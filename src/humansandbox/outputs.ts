@@ -29,6 +29,7 @@
 import { chownSync, closeSync, fstatSync, lstatSync, mkdirSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { errorMessage } from "../errors.js";
+import { isWithin } from "../fs/within.js";
 import { displayName, fdEntryPath, sparseRefusal } from "../sandbox/untrusted-files.js";
 import { openWalked, type WalkedEntry, walkUntrusted } from "../sandbox/untrusted-walk.js";
 import {
@@ -101,7 +102,7 @@ export function linkOutputs(
       });
       continue;
     }
-    if (result.linked.some((p) => l.path === p || l.path.startsWith(`${p}/`))) continue;
+    if (result.linked.some((p) => isWithin(p, l.path))) continue;
     const parent = dirname(l.path) === "." ? "" : dirname(l.path);
     const blocked = blockedAt(work, l.path, true);
     if (blocked) {

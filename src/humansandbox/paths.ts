@@ -8,14 +8,9 @@
 import { lstatSync, readdirSync, realpathSync } from "node:fs";
 import { basename, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { isStrictlyWithin, isWithin } from "../fs/within.js";
 import { wildcardMatch } from "../security/glob.js";
-import {
-  EVIDENCE_DIR,
-  guardEvidence,
-  isAtOrUnder,
-  isEvidencePath,
-  type RuntimeHome,
-} from "./evidence-guard.js";
+import { EVIDENCE_DIR, guardEvidence, isEvidencePath, type RuntimeHome } from "./evidence-guard.js";
 import type { InputMount } from "./state.js";
 
 const MAX_MATCHES = 256;
@@ -108,7 +103,7 @@ export function resolveInputs(
       );
     for (const rel of matches) {
       const source = realpathSync(join(root, rel));
-      if (!abs && !isAtOrUnder(projectReal, source))
+      if (!abs && !isWithin(projectReal, source))
         throw new AidoError(
           ErrorCode.configInvalid,
           `input "${rel}" (from "${pattern}") is a link to ${source}, outside the project: declare that path itself`,
@@ -129,7 +124,7 @@ export function resolveInputs(
     }
   }
   // A mount inside another mount would hide it or be hidden: keep the outer one only.
-  const outer = mounts.filter((m) => !mounts.some((o) => o !== m && m.target.startsWith(`${o.target}/`)));
+  const outer = mounts.filter((m) => !mounts.some((o) => o !== m && isStrictlyWithin(o.target, m.target)));
   return guardEvidence(projectReal, outer, writable, runtime);
 }
 

@@ -8,8 +8,9 @@
 // record's list.)
 
 import { closeSync, constants, fstatSync, openSync, readFileSync, realpathSync } from "node:fs";
-import { isAbsolute, relative, sep } from "node:path";
+import { isAbsolute } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { isWithin } from "../fs/within.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
 import { containerUser } from "./container.js";
 import { type Project, type ProjectOwner, projectReal } from "./project.js";
@@ -85,8 +86,7 @@ export function ownersFileProblem(project: Project, fd: number, owner: { uid: nu
   const st = fstatSync(fd);
   if (!st.isFile()) return "is not a regular file";
   if (st.uid !== owner.uid) return `is not the project owner's (uid ${st.uid})`;
-  const rel = relative(projectReal(project), realpathSync(fdPath(fd)));
-  if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return "lies outside the project";
+  if (!isWithin(projectReal(project), realpathSync(fdPath(fd)))) return "lies outside the project";
   return undefined;
 }
 

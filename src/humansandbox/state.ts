@@ -19,8 +19,9 @@ import {
   writeFileSync,
   writeSync,
 } from "node:fs";
-import { isAbsolute, join, relative, sep } from "node:path";
+import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { isWithin } from "../fs/within.js";
 import { fdEntryPath, fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
 import { type Project, type ProjectOwner, type ProjectRef, projectReal, withProject } from "./project.js";
@@ -366,8 +367,7 @@ export function ensureDirs(paths: SandboxPaths): number {
 
 /** The folder open at `fd` lies in the project (real path `projectReal`). */
 function inProject(projectReal: string, fd: number): boolean {
-  const rel = relative(projectReal, realpathSync(fdPath(fd)));
-  return !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
+  return isWithin(projectReal, realpathSync(fdPath(fd)));
 }
 
 /**

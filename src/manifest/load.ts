@@ -3,10 +3,11 @@
 // the source, the key path and, where the YAML parser knows it, the line.
 
 import { readFileSync, realpathSync } from "node:fs";
-import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { lineOf } from "../config-file.js";
 import { AidoError, ErrorCode, formatIssues, type Issue } from "../errors.js";
+import { isStrictlyWithin } from "../fs/within.js";
 import { type Manifest, ManifestSchema } from "./schema.js";
 
 export class ManifestError extends AidoError {
@@ -111,8 +112,7 @@ function readPromptFile(file: string, source: string, baseDir: string | undefine
   } catch {
     return fail(`cannot read ${file} next to the manifest`);
   }
-  const rel = relative(root, target);
-  if (rel === "" || rel.startsWith(`..${sep}`) || rel === ".." || isAbsolute(rel)) {
+  if (!isStrictlyWithin(root, target)) {
     return fail(`${file} escapes the manifest's folder`);
   }
   return readFileSync(target, "utf8");

@@ -10,7 +10,7 @@
 
 import { realpathSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { isInside } from "../skills/confine.js";
+import { isWithin } from "../fs/within.js";
 import { RefusedHere } from "./daemon-tools.js";
 
 /**
@@ -39,7 +39,7 @@ export function sessionInputs(
         `inputs.${i}: ${JSON.stringify(given)} does not exist in the session's project folder`,
       );
     }
-    if (!isInside(root, real)) {
+    if (!isWithin(root, real)) {
       throw new RefusedHere(
         `inputs.${i}: ${JSON.stringify(given)} is outside the session's project folder (${root}); a session gives only its project's files`,
       );

@@ -33,6 +33,7 @@ import {
 import { basename, dirname, isAbsolute, join, sep } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { isStrictlyWithin, isWithin } from "../fs/within.js";
 import { removeTreeNoFollow } from "./folders.js";
 import { fdPath } from "./untrusted-files.js";
 
@@ -177,7 +178,7 @@ class Tally {
 
 /** Inside the folder `within` (a real path), or refused naming it. */
 function confineWithin(field: string, named: string, real: string, folder: string): void {
-  if (!within(real, folder))
+  if (!isWithin(folder, real))
     refuse(
       ErrorCode.policyDenied,
       field,
@@ -196,8 +197,8 @@ function confine(field: string, named: string, real: string, home: string): void
   }
   const inbox = join(realHome, INBOX);
   const shown = named === real ? named : `${named} (${real})`;
-  if (within(real, inbox) && real !== inbox) return;
-  if (within(real, realHome)) {
+  if (isStrictlyWithin(inbox, real)) return;
+  if (isWithin(realHome, real)) {
     refuse(
       ErrorCode.capabilityDenied,
       field,
@@ -205,7 +206,7 @@ function confine(field: string, named: string, real: string, home: string): void
       named,
     );
   }
-  if (within(realHome, real)) {
+  if (isWithin(real, realHome)) {
     refuse(
       ErrorCode.capabilityDenied,
       field,
@@ -213,10 +214,6 @@ function confine(field: string, named: string, real: string, home: string): void
       named,
     );
   }
-}
-
-function within(path: string, folder: string): boolean {
-  return path === folder || path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
 }
 
 function walkSync(path: string, field: string, tally: Tally): void {

@@ -9,6 +9,7 @@
 
 import { posix } from "node:path";
 import { AidoError } from "../errors.js";
+import { isWithin } from "../fs/within.js";
 import { checkBindSource } from "./workspace-binds.js";
 
 /** Container paths a mount may neither cover nor lie in (the container's own). */
@@ -42,7 +43,7 @@ export function checkMcpMounts(
       t === "/"
     )
       bad(i, "target", `${JSON.stringify(t)} must be an absolute, normalized container path other than /`);
-    const reserved = RESERVED_TARGETS.find((r) => t === r || t.startsWith(`${r}/`) || r.startsWith(`${t}/`));
+    const reserved = RESERVED_TARGETS.find((r) => isWithin(r, t) || isWithin(t, r));
     if (reserved) bad(i, "target", `${JSON.stringify(t)} would cover or lie in ${reserved}`);
     if (targets.has(t)) bad(i, "target", `${JSON.stringify(t)} is mounted twice`);
     targets.add(t);

@@ -13,6 +13,7 @@
 // Reads go straight through.
 
 import { AidoError, ErrorCode } from "../errors.js";
+import { isWithin } from "../fs/within.js";
 import {
   chargeOf,
   fileRoom,
@@ -26,7 +27,7 @@ import type { ExecRequest, ExecResult, FileOpOptions, SandboxHandle } from "./ty
 /** The container folders that are the goal's host folders. */
 const COUNTED = ["/workspace", "/output"];
 
-const counted = (path: string) => COUNTED.some((root) => path === root || path.startsWith(`${root}/`));
+const counted = (path: string) => COUNTED.some((root) => isWithin(root, path));
 
 export function quotaSandbox(inner: SandboxHandle, quota: WorkspaceQuota): SandboxHandle {
   const goalId = inner.goalId;

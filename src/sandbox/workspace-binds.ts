@@ -17,8 +17,9 @@
 // sandbox/mcp-container.ts): no `/`, pseudo-filesystem, AIDO_HOME or Docker socket.
 
 import { realpathSync, statSync } from "node:fs";
-import { isAbsolute, relative, sep } from "node:path";
+import { isAbsolute } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { isWithin } from "../fs/within.js";
 import { type GoalFolders, goalFolders } from "./folders.js";
 
 const PSEUDO_FS = ["/proc", "/sys", "/dev"];
@@ -53,12 +54,6 @@ function realOr(path: string): string {
   }
 }
 
-/** `a` is `b` or lies under it, on a path-segment boundary. */
-function within(a: string, b: string): boolean {
-  const rel = relative(b, a);
-  return rel === "" || (rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
-}
-
 function refuse(path: string, reason: string, field = "workspace"): never {
   throw new AidoError(ErrorCode.invalidInput, `${field}: ${JSON.stringify(path)} ${reason}`, {
     field,
@@ -76,7 +71,7 @@ export function checkHostWorkspace(path: string, home: string): string {
       if (!statSync(real).isDirectory()) no("is not a directory");
     },
     (real, no) => {
-      const system = SYSTEM.map((p) => [p, realOr(p)] as const).find(([, r]) => within(real, r));
+      const system = SYSTEM.map((p) => [p, realOr(p)] as const).find(([, r]) => isWithin(r, real));
       if (system) no(`is or lies inside the system folder ${system[1]}`);
       if (SYSTEM_ROOTS.some((p) => real === p)) no(`is the system folder ${real} itself, not a project`);
     },
@@ -122,13 +117,13 @@ function checkBind(
   const no: Refuse = (reason) => refuse(path, `${reason}${shown}`, field);
   first(real, no);
   if (real === "/") no("is the root of the filesystem");
-  const pseudo = PSEUDO_FS.find((p) => within(real, p));
+  const pseudo = PSEUDO_FS.find((p) => isWithin(p, real));
   if (pseudo) no(`is on the pseudo-filesystem ${pseudo}`);
   const realHome = realOr(home); // a home not created yet is judged by its configured path
-  if (within(real, realHome)) no(`is or lies inside AIDO_HOME (${realHome})`);
-  if (within(realHome, real)) no(`contains AIDO_HOME (${realHome})`);
+  if (isWithin(realHome, real)) no(`is or lies inside AIDO_HOME (${realHome})`);
+  if (isWithin(real, realHome)) no(`contains AIDO_HOME (${realHome})`);
   beforeSocket(real, no);
-  const socket = DOCKER_SOCKETS.map(realOr).find((sock) => within(sock, real));
+  const socket = DOCKER_SOCKETS.map(realOr).find((sock) => isWithin(real, sock));
   if (socket) no(`contains the Docker socket ${socket}`);
   return real;
 }

@@ -5,6 +5,7 @@
 // raw string, so quoting, wrappers and nesting cannot hide what runs.
 
 import { posix } from "node:path";
+import { isWithin } from "../fs/within.js";
 import { CLEARED_ENVIRONMENT, changesWhatRuns, programVariable } from "./policy-variables.js";
 import type { CommandAnalysis, Redirect, SimpleCommand } from "./shell.js";
 import { joinDir, possibleDirs } from "./shell-dirs.js";
@@ -92,7 +93,7 @@ export function isSystemPath(path: string): boolean {
   const p = posix.normalize(path).replace(/(.)\/+$/, "$1");
   if (p === "/") return true;
   if (HARMLESS_DEVICES.test(p)) return false;
-  return SYSTEM_PATHS.some((root) => p === root || p.startsWith(`${root}/`));
+  return SYSTEM_PATHS.some((root) => isWithin(root, p));
 }
 
 const show = (c: SimpleCommand): string =>

@@ -6,14 +6,9 @@
 // symlink swapped in after the check is not followed either.
 
 import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from "node:fs";
-import { isAbsolute, join, relative, sep } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
-
-/** Whether `child` is `parent` or below it, comparing whole path segments. */
-export function isInside(parent: string, child: string): boolean {
-  const rel = relative(parent, child);
-  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
-}
+import { isWithin } from "../fs/within.js";
 
 export interface ConfinedRead {
   content: string;
@@ -35,7 +30,7 @@ export function readConfined(skill: string, dir: string, file: string, maxBytes:
   } catch {
     throw new AidoError(ErrorCode.notFound, `skill_read ${skill}: "${file}" not found`, { skill, file });
   }
-  if (!isInside(dir, real)) throw deny("leads outside the skill folder");
+  if (!isWithin(dir, real)) throw deny("leads outside the skill folder");
   let fd: number;
   try {
     fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW);

@@ -6,7 +6,7 @@
 
 import { lstatSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { isInside } from "./confine.js";
+import { isWithin } from "../fs/within.js";
 import { parseSkillMarkdown } from "./frontmatter.js";
 
 /** A SKILL.md larger than this is refused: it is meant to be read into a prompt. */
@@ -55,7 +55,7 @@ export function discoverSkills(dirs: readonly string[]): Discovery {
       // A skill folder that is a symlink out of its skills dir would make the target (a
       // project root with its .env, a home folder) readable by skill_read and mounted at
       // /skills. Point AIDO_SKILLS_DIR at such a folder's parent instead.
-      if (!isInside(realpathSync(root), dir)) {
+      if (!isWithin(realpathSync(root), dir)) {
         problems.push({ file: folder, reason: `skill folder is a symlink leading outside ${root}` });
         continue;
       }
@@ -86,7 +86,7 @@ function loadSkill(folder: string, dir: string, entry: string): Omit<Skill, "roo
     const st = lstatSync(join(dir, "SKILL.md"));
     if (st.isSymbolicLink()) {
       const real = realpathSync(join(dir, "SKILL.md"));
-      if (!isInside(dir, real))
+      if (!isWithin(dir, real))
         return { file, reason: "SKILL.md is a symlink that leads outside the skill folder" };
     }
     const real = statSync(join(dir, "SKILL.md"));

@@ -21,6 +21,7 @@
 
 import { posix } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { isWithin } from "../fs/within.js";
 import type { Need } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
@@ -44,7 +45,7 @@ import { hasSubstitution, substitutionRemoval, xargsRemoval } from "./exec-subst
 
 export { CONTAINER_HOME } from "./exec-known.js";
 
-import { Resolver, type StartDir, within } from "./exec-resolver.js";
+import { Resolver, type StartDir } from "./exec-resolver.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 export { MAX_EXEC_PATHS, MOUNT_ROOTS } from "./exec-resolver.js";
@@ -269,7 +270,7 @@ async function pathsFrom(
       // A folder or file no argument names (`tar -x` extracts into the cwd, split makes ./xaa).
       const via = `what ${name} writes`;
       // `~/.less` (lesskey's default): the container's HOME, which the command does not set.
-      if (t.inTmpdir && !t.dynamic && within(t.path, "/tmp")) {
+      if (t.inTmpdir && !t.dynamic && isWithin("/tmp", t.path)) {
         if (tmpdir === undefined) {
           throw new AidoError(
             ErrorCode.policyDenied,

@@ -6,6 +6,7 @@
 
 import { posix } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { isWithin } from "../fs/within.js";
 import type { Need } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { ResolvedPath } from "../security/shell.js";
@@ -23,12 +24,7 @@ export interface StartDir {
 }
 
 function underMounts(path: string): boolean {
-  return MOUNT_ROOTS.some((root) => path === root || path.startsWith(`${root}/`));
-}
-
-/** Whether canonical `path` is `folder` or lies in it (on a `/` boundary: /tmp/agent-a is not in /tmp/agent). */
-export function within(path: string, folder: string): boolean {
-  return path === folder || path.startsWith(`${folder}/`);
+  return MOUNT_ROOTS.some((root) => isWithin(root, path));
 }
 
 export class Resolver {
@@ -142,7 +138,7 @@ export class Resolver {
     // (`rm -rf $TMPDIR`) needs a grant there, as Landlock does (without one, rm empties the folder and
     // fails on it): judged as any /tmp path, so the refusal comes before anything is removed.
     const itself = removes && path === this.privateTmp;
-    if (this.privateTmp !== undefined && within(path, this.privateTmp) && !itself) return;
+    if (this.privateTmp !== undefined && isWithin(this.privateTmp, path) && !itself) return;
     const kind = access === "read" ? "file_read" : access === "write" ? "file_write" : "file_access";
     this.needs.push({ kind, path, via });
   }

@@ -10,6 +10,7 @@
 
 import { posix } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { isWithin } from "../fs/within.js";
 import { analyzeCommand, type CommandAnalysis } from "../security/shell.js";
 import type { SimpleCommand } from "../security/shell-analysis.js";
 import { commandName } from "../security/shell-operands.js";
@@ -209,7 +210,7 @@ function refuseUnknownListing(
 /** The first folder a removal may run in that is the private folder or holds it ("a folder not known" when unknown). */
 function holdingDir(dirs: readonly string[] | undefined, privateTmp: string): string | undefined {
   if (dirs === undefined) return "a folder not known before it runs";
-  return dirs.find((d) => d === privateTmp || privateTmp.startsWith(d === "/" ? "/" : `${d}/`));
+  return dirs.find((d) => isWithin(d, privateTmp));
 }
 
 /** An option, or a relative name or pattern that stays in the folder it is opened from. */

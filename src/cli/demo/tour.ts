@@ -4,7 +4,8 @@
 // A goal that failed because the replay diverged gets the message that says how to
 // record the demo again instead.
 
-import { isAbsolute, relative } from "node:path";
+import { relative } from "node:path";
+import { isStrictlyWithin } from "../../fs/within.js";
 import { inert } from "../../security/terminal-text.js";
 import type { DemoSessionResult } from "./session.js";
 
@@ -15,8 +16,7 @@ const RECORD_AGAIN =
 
 /** A folder under the working folder as ./path (run-aido.sh copies the container's ./output to the user's). */
 function shown(dir: string): string {
-  const rel = relative(process.cwd(), dir);
-  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? `./${rel}` : dir;
+  return isStrictlyWithin(process.cwd(), dir) ? `./${relative(process.cwd(), dir)}` : dir;
 }
 
 /**

@@ -11,6 +11,7 @@
 // A command (exec) reads /proc in its own Landlock domain: that is the way to /proc.
 
 import { lstatSync, type Stats } from "node:fs";
+import { isWithin } from "../../fs/within.js";
 import { fail } from "./op-error.js";
 
 const PROC = "/proc";
@@ -18,7 +19,7 @@ let procDev: number | bigint | undefined;
 
 /** `path` (canonical, absolute) is /proc or below it. */
 export function onProcPath(path: string): boolean {
-  return path === PROC || path.startsWith(`${PROC}/`);
+  return isWithin(PROC, path);
 }
 
 /** A folder of the proc file system (its device is /proc's), wherever it is mounted. */
