@@ -28,9 +28,8 @@
 //   response is `TypeError("fetch failed", { cause })` and a connection lost mid-body
 //   `TypeError("terminated", { cause })`, which the SDKs and failure.ts call connection
 //   errors, so retry.ts retries them exactly as before.
-// - A request that failed before its socket connected (nothing listening, DNS failure, a
-//   TLS handshake refused) never reached a server: its "fetch failed" is marked so
-//   (neverSent), and the budget refunds such a call instead of charging it its bound.
+// - A request that failed before its socket connected (nothing listening, no such host, TLS
+//   refused) never reached a server: neverSent says so, and the budget refunds its call.
 // - Redirects are not followed: a 3xx is handed back as it is, and the SDKs report it as
 //   an HTTP error that is not retried. Provider APIs do not redirect, and following one
 //   would send the API key wherever the Location header points. `redirect: "error"`
@@ -120,7 +119,6 @@ function inCauses<T>(e: unknown, pick: (at: Error) => T | undefined): T | undefi
 
 /** The errors of requests that failed before their socket connected (see the header). */
 const unsent = new WeakSet<object>();
-
 /** Whether e (or an error in its cause chain) is a request that never reached a server. */
 export function neverSent(e: unknown): boolean {
   return inCauses(e, (at) => (unsent.has(at) ? true : undefined)) ?? false;
