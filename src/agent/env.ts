@@ -40,8 +40,8 @@ export interface AgentEnv {
   /** The LlmClient of an agent's model (record/replay applied). */
   client(agent: AgentRecord): LlmClient;
   /**
-   * Told what every model call was charged (the goal sums these, and its intent): the
-   * reported usage, or the call's bound when the ledger charged that instead.
+   * Told what every model call was charged (the goal sums these; its intent is charged by
+   * the ledger itself): the reported usage, or the call's bound when the ledger charged that.
    */
   onUsage?(agent: AgentRecord, usage: Usage): void;
   /** Told when a reservation is refused; the kernel decides whether the goal cap was hit. */

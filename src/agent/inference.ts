@@ -2,11 +2,11 @@
 // the summaries of its context) reserves the most it can cost on its budget account first
 // (llm/token-bound.ts: the UTF-8 bytes of everything sent, framing, max_tokens), goes
 // through the shared scheduler, commits the real usage after, and is refunded when the
-// provider refuses it (an HTTP error status). A call given up because its agent stopped, or
+// provider refuses it (an HTTP error status) or no attempt reached a server. A call given up because its agent stopped, or
 // failed once the provider may have worked on it (connection or stream lost, a timeout), is
 // charged its reservation if its request was sent (the provider may have spent up to it;
 // security/budget.ts), refunded if it never left its queue. The goal is told what each call
-// was charged (env.onUsage: its usage and its intent's tokens_spent). A refused
+// was charged (env.onUsage: its usage; its intent is charged by the ledger). A refused
 // reservation is budget_exceeded before anything is sent: no call is made on credit. Since a call following the bound can never cost more than it reserved, the
 // goal cap holds however many children spend at once. A provider that reports more anyway
 // broke the bound: the usage is charged (it was spent), audited as budget.overspent by the
@@ -71,8 +71,9 @@ export async function budgetedComplete(
     // A call past its bound ends the agent: its span says so (error.type budget_exceeded).
     if (span) endChatSpan(env, agent, span, response, used, used > reservation.amount);
   }
-  tellCharged(env, agent, reservation, response.usage);
-  env.events.emit("usage", agent.goalId, { agentId: agent.id, ...response.usage });
+  // The event carries what the goal counts: a report the ledger did not believe never leaves.
+  const told = tellCharged(env, agent, reservation, response.usage);
+  env.events.emit("usage", agent.goalId, { agentId: agent.id, ...(told ?? response.usage) });
   if (used > reservation.amount) {
     const e = new AidoError(
       ErrorCode.budgetExceeded,
@@ -87,45 +88,51 @@ export async function budgetedComplete(
 
 /**
  * Usage the provider cannot have meant: no input tokens, when every request sends a prompt
- * (a server that sends no usage at all reads as zeros). A lie above zero cannot be told
- * from the truth without the provider's tokenizer; the bound still caps it.
+ * (a server that sends no usage at all reads as zeros), or a total past
+ * Number.MAX_SAFE_INTEGER (2^60, 1e308: no call costs that, and the ledger counts only safe
+ * integers; told as reported, it made the goal's usage 2^60). A lie in between cannot be
+ * told from the truth without the provider's tokenizer; the bound still caps it.
  */
 function usageUnbelievable(r: LlmResponse): boolean {
-  return r.usage.input_tokens <= 0;
+  return r.usage.input_tokens <= 0 || !Number.isSafeInteger(r.usage.input_tokens + r.usage.output_tokens);
 }
 
 /**
  * How a call failed when the provider may have spent on it though it answered nothing
  * usable: the connection or the stream lost after the request left, no answer in time, an
  * answer over the size cap. The provider's own refusal (an HTTP error status) is not
- * billed, nor is anything that failed before a provider was involved: undefined.
+ * billed, nor is anything that failed before a provider was involved: a connection no
+ * attempt of the call ever made (refused, no such host: `sent: false`, llm/failure.ts), or
+ * no provider failure at all: undefined.
  */
 function spendingFailure(e: unknown): string | undefined {
   if (!(e instanceof AidoError) || e.code !== ErrorCode.providerFailed) return undefined;
+  if (e.details?.sent === false) return undefined;
   const kind = e.details?.failure;
   return kind === "connection" || kind === "timeout" || kind === "other" ? kind : undefined;
 }
 
 /**
- * Tell the goal (env.onUsage: its usage, its intent's tokens_spent) what the call was
- * charged, whoever settled it: what the provider reported when that was charged, else the
- * charge (the bound of a call whose usage was unreported, or given up or failed after it
- * was sent) with the reported output and the rest as input. Nothing for a refund. Usage
- * the ledger could not commit (not a safe integer) is told as reported.
+ * Tell the goal (env.onUsage: its usage) what the call was charged, whoever settled it:
+ * what the provider reported when that was charged, else the charge (the bound of a call
+ * whose usage was unreported, or given up or failed after it was sent) with the reported
+ * output and the rest as input. Nothing for a refund, nor while the reservation is open
+ * (the close of its account charges it). Returns what was told.
  */
-function tellCharged(env: AgentEnv, agent: AgentRecord, r: Reservation, reported?: Usage): void {
+function tellCharged(env: AgentEnv, agent: AgentRecord, r: Reservation, reported?: Usage): Usage | undefined {
   const charged = env.budget.chargedFor(r);
-  if (charged === undefined) {
-    if (reported) env.onUsage?.(agent, reported);
-    return;
-  }
-  if (charged === 0 && !reported) return;
-  if (reported && reported.input_tokens + reported.output_tokens === charged) {
-    env.onUsage?.(agent, reported);
-    return;
-  }
+  if (charged === undefined || (charged === 0 && !reported)) return undefined;
+  const told =
+    reported && reported.input_tokens + reported.output_tokens === charged
+      ? reported
+      : chargedAsUsage(charged, reported);
+  env.onUsage?.(agent, told);
+  return told;
+}
+
+function chargedAsUsage(charged: number, reported: Usage | undefined): Usage {
   const output = Math.min(reported?.output_tokens ?? 0, charged);
-  env.onUsage?.(agent, { input_tokens: charged - output, output_tokens: output });
+  return { input_tokens: charged - output, output_tokens: output };
 }
 
 /**

@@ -50,8 +50,10 @@ import { builtinTools } from "../tools/registry.js";
 import { AgentRunner } from "./agents.js";
 import { emitEgress, forwardApprovalEvents } from "./bus-forwarding.js";
 import { EventBus } from "./events.js";
+import { chargeCarriedIntent } from "./goal-intent.js";
 import { GoalSandboxes } from "./goal-sandboxes.js";
 import { GoalSnapshots } from "./goal-snapshots.js";
+import { GoalStore } from "./goal-store.js";
 import { GoalRunner } from "./goals.js";
 import { PlanStore } from "./plan-store.js";
 import { Plans } from "./plans.js";
@@ -95,7 +97,9 @@ export async function assembleRuntime(
     timeoutMs: config.approvals.timeoutMs,
     allowAlwaysTtlSeconds: config.approvals.allowAlwaysTtlSeconds,
   });
-  const budget = new BudgetLedger({ db, audit });
+  const intents = new Intents(db, audit);
+  // Every charge of a goal's accounts reaches the intent it carries, in the ledger's transaction.
+  const budget = new BudgetLedger({ db, audit, onSpent: chargeCarriedIntent(new GoalStore(db), intents) });
   const policy = new PolicyEngine(config);
   const binds = new WorkspaceBinds(config.goalsDir);
   /** A goal's host folders, a session's bound project folder included: what every part that reaches them uses. */
@@ -116,7 +120,6 @@ export async function assembleRuntime(
     persistent: config.persistentMemory,
   });
   const skills = SkillRegistry.fromConfig(config);
-  const intents = new Intents(db, audit);
   const events = new EventBus();
   const quota = new WorkspaceQuota({
     goalsDir: config.goalsDir,

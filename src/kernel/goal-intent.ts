@@ -6,10 +6,12 @@
 //   - tells its bootstrap agent the objective, its step count and the last check, in the
 //     first message, as untrusted text (any socket client, an MCP client's model among
 //     them, can set it): it says what the work is for, never what the runtime allows;
-//   - charges the intent with every committed model call as it happens (GoalRunner.addUsage),
-//     not once at the end: other clients see the spend grow, a daemon that dies mid-goal
-//     has still counted what was spent, and goals running side by side see each other's
-//     spend when they start;
+//   - charges the intent with every charge of its budget accounts as the ledger makes it, in
+//     the same transaction (chargeCarriedIntent): a call's usage, the bound of a call whose
+//     usage was unreported or that was given up or failed after it was sent, whoever settles
+//     it (the call, the close of its account when the goal ended under a child's call, the
+//     recovery of a restarted daemon). Not once at the end: other clients see the spend
+//     grow, and goals running side by side see each other's spend when they start;
 //   - with a budget, gets a root account no larger than what the intent has left, less
 //     what goals already running under it may still spend (their caps minus their spend),
 //     so goals started side by side cannot together pass the budget. A submission when
@@ -21,6 +23,7 @@ import { type Intents, workspaceKey } from "../intent/intents.js";
 import type { Intent } from "../intent/store.js";
 import type { Usage } from "../llm/types.js";
 import type { AuditLog } from "../security/audit.js";
+import type { GoalStore } from "./goal-store.js";
 
 /** Characters of the last check's output the bootstrap is shown. */
 const CHECK_TAIL_CHARS = 1500;
@@ -46,6 +49,21 @@ export function intentAtSubmit(intents: Intents, audit: AuditLog, workspace: str
     throw e;
   }
   return intent.id;
+}
+
+/**
+ * The ledger's onSpent (security/budget.ts): the intent the goal carries (its row says so,
+ * also once it ended or after a restart) is charged `tokens`. Runs inside the ledger's
+ * transaction, on the same database: the charge and the intent's tokens_spent move together.
+ */
+export function chargeCarriedIntent(
+  rows: Pick<GoalStore, "carriedIntentOf">,
+  intents: Intents,
+): (goalId: string, tokens: number) => void {
+  return (goalId, tokens) => {
+    const intentId = rows.carriedIntentOf(goalId);
+    if (intentId !== undefined) intents.charge(intentId, tokens);
+  };
 }
 
 /** What GoalRunner keeps of a running goal that matters here. */

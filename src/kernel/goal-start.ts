@@ -19,7 +19,7 @@ import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { EventBus } from "./events.js";
 import { carryIntent, type IntentHolder, standingObjective } from "./goal-intent.js";
-import type { GoalRow } from "./goal-store.js";
+import type { GoalRow, GoalStore } from "./goal-store.js";
 import type { AgentRecord } from "./registry.js";
 import type { Spawner } from "./spawn.js";
 
@@ -42,14 +42,15 @@ export function rootAccountOf(goalId: string): string {
 /**
  * Start the goal of `row`: `g`'s cap is lowered where the manifest or the intent say so,
  * `running` are the other goals running (an intent's budget is shared with them), and
- * `setAgent` records the bootstrap agent in the goal's row before goal.started.
+ * `rows` records in the goal's row the intent it carries (before its account opens: every
+ * charge of it reaches the intent) and the bootstrap agent (before goal.started).
  */
 export async function startGoal(
   deps: GoalStartDeps,
   row: GoalRow,
   g: IntentHolder,
   running: Iterable<IntentHolder>,
-  setAgent: (agentId: string) => void,
+  rows: Pick<GoalStore, "setAgent" | "setCarriedIntent">,
 ): Promise<{ agent: AgentRecord; message: string }> {
   const id = row.id;
   const manifest = JSON.parse(row.manifest as string) as LoadedManifest;
@@ -65,9 +66,10 @@ export async function startGoal(
     g.capBy = `the manifest's budget.max_tokens`;
   }
   const intent = carryIntent(deps.intents, row.intent_id, g, running);
+  if (intent) rows.setCarriedIntent(id, intent.id);
   deps.budget.open(rootAccountOf(id), { goalId: id, limit: g.cap });
   const agent = deps.spawner.spawn({ goalId: id, manifest, parent: null, account: rootAccountOf(id) });
-  setAgent(agent.id);
+  rows.setAgent(id, agent.id);
   deps.audit.record(
     "goal.started",
     { agent_id: agent.id, token_cap: g.cap, ...(intent ? { intent_id: intent.id } : {}) },

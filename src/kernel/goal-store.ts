@@ -31,6 +31,10 @@ const MIGRATIONS = [
   // The project it was submitted from (security/approval-project.ts, JSON): what its agents'
   // Allow Always answers bind to. NULL: none named, the goal is its own project.
   `ALTER TABLE goals ADD COLUMN project TEXT;`,
+  // The intent the goal carries (set at its start: intent_id, if still active then). The
+  // ledger charges it with every charge of the goal's accounts, in the same transaction
+  // (kernel/goal-intent.ts chargeCarriedIntent), also after the goal ended or the daemon died.
+  `ALTER TABLE goals ADD COLUMN carried_intent TEXT;`,
 ];
 
 export type GoalState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -178,6 +182,17 @@ export class GoalStore {
   /** The goal's root agent. */
   setAgent(id: string, agentId: string): void {
     prepared(this.db, "UPDATE goals SET agent_id = ? WHERE id = ?").run(agentId, id);
+  }
+
+  /** The goal carries `intentId` from its start on (kernel/goal-intent.ts). */
+  setCarriedIntent(id: string, intentId: string): void {
+    prepared(this.db, "UPDATE goals SET carried_intent = ? WHERE id = ?").run(intentId, id);
+  }
+
+  /** The intent the goal carries; undefined when none, or when `id` is no goal of this table. */
+  carriedIntentOf(id: string): string | undefined {
+    return (prepared(this.db, "SELECT carried_intent FROM goals WHERE id = ?").pluck().get(id) ??
+      undefined) as string | undefined;
   }
 
   markFinished(id: string, state: GoalEnd, o: { result?: string; error?: string; usage: Usage }): void {

@@ -278,13 +278,15 @@ export class GoalRunner {
     return g.firstModelCall;
   }
 
-  /** Count a committed model call towards its goal's usage, and its intent's tokens spent. */
+  /**
+   * Count what a model call was charged towards its running goal's usage. Its intent's
+   * tokens_spent is not told here: the ledger charges it with the account (chargeCarriedIntent).
+   */
   addUsage(goalId: string, u: Usage): void {
     const g = this.live.get(goalId);
     if (!g) return;
     g.usage.input_tokens += u.input_tokens;
     g.usage.output_tokens += u.output_tokens;
-    if (g.intentId !== undefined) this.deps.intents.charge(g.intentId, u.input_tokens + u.output_tokens);
   }
 
   /** At startup: running goals of a dead process fail; queued ones start. */
@@ -347,9 +349,7 @@ export class GoalRunner {
     let result: LoopResult | undefined;
     let failure: unknown;
     try {
-      const { agent, message } = await startGoal(deps, row, g, this.live.values(), (agentId) =>
-        this.store.setAgent(id, agentId),
-      );
+      const { agent, message } = await startGoal(deps, row, g, this.live.values(), this.store);
       if (g.cancelRequested) throw new AidoError(ErrorCode.cancelled, "goal cancelled", {});
       result = await deps.runner.run(agent, message);
     } catch (e) {

@@ -8,11 +8,12 @@ import type { ProviderName } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import { blankSecrets } from "../security/blank-secrets.js";
 import { urlPassword } from "../security/url-password.js";
-import { responseTooLarge } from "./http-fetch.js";
+import { neverSent, responseTooLarge } from "./http-fetch.js";
 
 export type Failure =
   | { kind: "status"; status: number; message: string; retryAfterMs?: number }
-  | { kind: "connection"; message: string }
+  /** `unsent`: no attempt of the call reached a server (http-fetch neverSent): nothing to bill. */
+  | { kind: "connection"; message: string; unsent?: true }
   | { kind: "timeout"; timeoutMs: number }
   | { kind: "aborted" }
   | { kind: "other"; message: string; error: unknown };
@@ -35,7 +36,7 @@ export function classifySdkError(e: unknown, sdk: SdkErrorClasses): Failure {
   // reported with the cap rather than as a lost connection.
   const tooLarge = responseTooLarge(e);
   if (tooLarge) return { kind: "other", message: tooLarge.message, error: tooLarge };
-  if (e instanceof sdk.APIConnectionError) return { kind: "connection", message: e.message };
+  if (e instanceof sdk.APIConnectionError) return connectionLost(e);
   if (e instanceof sdk.APIError) {
     if (typeof e.status === "number") {
       const f: Failure = { kind: "status", status: e.status, message: apiMessage(e) };
@@ -49,9 +50,15 @@ export function classifySdkError(e: unknown, sdk: SdkErrorClasses): Failure {
   }
   if (e instanceof AidoError) return { kind: "other", message: e.message, error: e };
   if (e instanceof Error && /terminated|ECONNRESET|socket hang up|fetch failed/i.test(e.message)) {
-    return { kind: "connection", message: e.message };
+    return connectionLost(e);
   }
   return { kind: "other", message: e instanceof Error ? e.message : String(e), error: e };
+}
+
+function connectionLost(e: Error): Failure {
+  return neverSent(e)
+    ? { kind: "connection", message: e.message, unsent: true }
+    : { kind: "connection", message: e.message };
 }
 
 /** The provider's own words from the error body, without the SDK's status prefix. */
@@ -131,6 +138,8 @@ function describeFailure(site: CallSite, f: Failure, attempts: number): AidoErro
         details,
       );
     case "connection":
+      // Read by the budget (agent/inference.ts): a call no server ever had is refunded.
+      if (f.unsent) details.sent = false;
       return new AidoError(
         ErrorCode.providerFailed,
         `${who}: cannot reach ${site.baseURL}${tries} (${f.message}); check ${site.endpointVariable}`,

@@ -28,6 +28,8 @@
 //   response is `TypeError("fetch failed", { cause })` and a connection lost mid-body
 //   `TypeError("terminated", { cause })`, which the SDKs and failure.ts call connection
 //   errors, so retry.ts retries them exactly as before.
+// - A request that failed before its socket connected (nothing listening, no such host, TLS
+//   refused) never reached a server: neverSent says so, and the budget refunds its call.
 // - Redirects are not followed: a 3xx is handed back as it is, and the SDKs report it as
 //   an HTTP error that is not retried. Provider APIs do not redirect, and following one
 //   would send the API key wherever the Location header points. `redirect: "error"`
@@ -101,12 +103,25 @@ export class ResponseTooLarge extends Error {
 
 /** The ResponseTooLarge in e's cause chain, however the SDK wrapped it (bounded: a chain may loop). */
 export function responseTooLarge(e: unknown): ResponseTooLarge | undefined {
+  return inCauses(e, (at) => (at instanceof ResponseTooLarge ? at : undefined));
+}
+
+/** The first error of e's cause chain that `pick` takes (bounded: a chain may loop). */
+function inCauses<T>(e: unknown, pick: (at: Error) => T | undefined): T | undefined {
   let at = e;
   for (let depth = 0; depth < 8 && at instanceof Error; depth++) {
-    if (at instanceof ResponseTooLarge) return at;
+    const found = pick(at);
+    if (found !== undefined) return found;
     at = at.cause;
   }
   return undefined;
+}
+
+/** The errors of requests that failed before their socket connected (see the header). */
+const unsent = new WeakSet<object>();
+/** Whether e (or an error in its cause chain) is a request that never reached a server. */
+export function neverSent(e: unknown): boolean {
+  return inCauses(e, (at) => (unsent.has(at) ? true : undefined)) ?? false;
 }
 
 type OutgoingBody = string | Uint8Array | AsyncIterable<Uint8Array> | null;
@@ -175,7 +190,17 @@ function send(
     const done = () => signal?.removeEventListener("abort", onAbort);
     signal?.addEventListener("abort", onAbort, { once: true });
 
-    req.on("error", (e) => fail(new TypeError(responded ? "terminated" : "fetch failed", { cause: e })));
+    /** The socket connected (a pooled one already was): from here the server may have the request. */
+    let connected = false;
+    req.on("socket", (s) => {
+      if (!s.connecting) connected = true;
+      else s.once(secure ? "secureConnect" : "connect", () => (connected = true));
+    });
+    req.on("error", (e) => {
+      const failed = new TypeError(responded ? "terminated" : "fetch failed", { cause: e });
+      if (!connected) unsent.add(failed);
+      fail(failed);
+    });
     // Closed with no answer and no error: Node does that to a 101 on a request that asked for
     // no upgrade. Without this the call would wait for its timeout (undici fails it at once).
     req.on("close", () => {

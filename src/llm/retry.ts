@@ -55,6 +55,8 @@ export async function callWithRetries<T>(
   opts: { signal?: AbortSignal | undefined; onRetry?: ((e: RetryEvent) => void) | undefined } = {},
 ): Promise<T> {
   const { signal } = opts;
+  /** An attempt may have reached the server: the call's failure cannot say nothing was sent. */
+  let sent = false;
   for (let n = 0; ; n++) {
     if (signal?.aborted) throw failureError(site, { kind: "aborted" }, n);
     const controller = new AbortController();
@@ -78,6 +80,9 @@ export async function callWithRetries<T>(
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     }
+    if (failure.kind === "connection" && failure.unsent) {
+      if (sent) failure = { kind: "connection", message: failure.message };
+    } else sent = true;
     if (!isRetryable(failure) || n >= policy.maxRetries) throw failureError(site, failure, n + 1);
     const delayMs = retryDelay(n, failure, policy);
     opts.onRetry?.({ attempt: n + 1, delayMs, failure });

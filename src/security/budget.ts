@@ -15,6 +15,11 @@
 // the reservation first (the close, or the call's own abandon or commit) counts; the other
 // is refused, as the reservation is no longer open.
 //
+// Every charge (a commit, a call given up or failed after it was sent, the close of an
+// account, a recovery after a restart) is passed to `onSpent` inside its own transaction:
+// whoever settles a reservation, the goal's carried intent counts it exactly once, or the
+// charge rolls back with it (kernel/goal-intent.ts chargeCarriedIntent).
+//
 // The arithmetic of a tree of accounts (limits, carve-outs, room) is in budget-accounts.ts.
 
 import { type Db, migrate, prepared, type Statement } from "../db/database.js";
@@ -40,12 +45,18 @@ export interface BudgetLedgerOptions {
   /** When given, refusals are recorded as budget.exceeded. */
   audit?: AuditLog;
   now?: () => number;
+  /**
+   * Called once per charge, inside the transaction that makes it, with the goal of the
+   * account and the tokens charged (> 0). A throw rolls the charge back.
+   */
+  onSpent?: (goalId: string, tokens: number) => void;
 }
 
 export class BudgetLedger {
   private readonly db: Db;
   private readonly audit: AuditLog | undefined;
   private readonly now: () => number;
+  private readonly onSpent: ((goalId: string, tokens: number) => void) | undefined;
   /** Runs a function in one BEGIN IMMEDIATE transaction (a savepoint when nested). */
   private readonly tx: (fn: () => unknown) => unknown;
   /** The statements of every reserve and commit, prepared once. */
@@ -63,6 +74,7 @@ export class BudgetLedger {
     this.db = opts.db;
     this.audit = opts.audit;
     this.now = opts.now ?? Date.now;
+    this.onSpent = opts.onSpent;
     migrate(this.db, "budget", BUDGET_MIGRATIONS);
     this.tx = this.db.transaction((fn: () => unknown) => fn()).immediate;
     this.stmt = {
@@ -337,6 +349,7 @@ export class BudgetLedger {
       drawn = before.parent_id !== null ? undrawnOf(before) - undrawnOf(after) : 0;
     }
     if (!first) throw new Error("charge needs the account's chain");
+    if (spentDelta > 0) this.onSpent?.(first.goal_id, spentDelta);
     return first;
   }
 

@@ -9,11 +9,12 @@
 // Through a real daemon, over its socket.
 
 import { mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
-import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
+import { type FixtureOptions, manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { until } from "../daemon/process.js";
 import { turn } from "../support/provider-server.js";
 
@@ -28,8 +29,8 @@ const suite = useDaemonPerTest({
 const BUDGET = 20_000;
 
 /** A daemon, a client, and an intent with BUDGET on a fresh project folder. */
-async function intentWithBudget(): Promise<{ c: AidoClient; project: string }> {
-  const fx = await suite.start();
+async function intentWithBudget(opts: FixtureOptions = {}): Promise<{ c: AidoClient; project: string }> {
+  const fx = await suite.start(opts);
   scratch = mkdtempSync(join(tmpdir(), "aido-budget-intent-"));
   const c = await fx.client();
   await c.call("intent.set", { workspace: scratch, objective: "within budget", budget_tokens: BUDGET });
@@ -40,6 +41,12 @@ async function intentWithBudget(): Promise<{ c: AidoClient; project: string }> {
 async function chargedBy(c: AidoClient, goal_id: string, kind: string): Promise<number> {
   const { entries } = await c.call("audit.query", { kind, goal_id });
   return entries.reduce((n, e) => n + (e.payload as { charged: number }).charged, 0);
+}
+
+/** Submit a goal from `project` running `m`, and wait for its end. */
+async function runUnder(c: AidoClient, project: string, m: Record<string, unknown>) {
+  const { goal_id } = await c.call("goal.submit", { goal: "work", manifest: m, workspace: project });
+  return { goal_id, s: await c.call("goal.wait", { goal_id, timeout_ms: 20_000 }) };
 }
 
 async function tokensSpent(c: AidoClient, project: string): Promise<number> {
@@ -97,4 +104,100 @@ describe("an intent's budget_tokens and calls charged more than they reported", 
     expect(charged).toBeGreaterThan(0);
     expect(await tokensSpent(c, project)).toBe(charged);
   });
+
+  it("counts a child's call at the provider once when its bootstrap is stopped and the goal ends", async () => {
+    const { c, project } = await intentWithBudget();
+    suite.server.script('manifest "lead"', [
+      turn.toolUse(
+        "spawn_agent",
+        { manifest: { name: "writer" }, message: "work" },
+        { usage: { input_tokens: 400, output_tokens: 100 } },
+      ),
+    ]);
+    const kid = suite.server.script('manifest "writer"', [turn.hang()]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "lead",
+      manifest: { ...manifest("lead"), capabilities: ["tool: spawn_agent", "spawn_child: [writer]"] },
+      workspace: project,
+    });
+    await until(() => kid.requests.length === 1 || undefined, 10_000);
+    const { agent_id } = await c.call("goal.status", { goal_id });
+    await c.call("agent.stop", { agent_id: agent_id as string });
+    await c.call("goal.wait", { goal_id, timeout_ms: 20_000 });
+    // The lead's call (500 reported) and the child's, charged its bound as the goal ended.
+    const charged = await chargedBy(c, goal_id, "budget.charged_aborted");
+    expect(charged).toBeGreaterThan(0);
+    expect(await tokensSpent(c, project)).toBe(500 + charged);
+  });
+
+  // A hostile provider's usage past Number.MAX_SAFE_INTEGER (2^60, 1e308) was not committed
+  // (the ledger refuses it) but was told to the goal as reported: its usage read 2^60, and
+  // the intent's tokens_spent with it. No call can cost that: it is charged its bound.
+  it.each([
+    ["anthropic/claude-test", { input_tokens: 2 ** 60, output_tokens: 10 }],
+    ["openai/gpt-test", { input_tokens: 1e308, output_tokens: 10 }],
+    ["anthropic/claude-test", { input_tokens: 900, output_tokens: 2 ** 60 }],
+  ])(
+    "%s reporting %j: charged its bound, the goal's usage and the intent stay exact",
+    async (model, usage) => {
+      const { c, project } = await intentWithBudget({ env: { AIDO_MODEL: model } });
+      suite.server.script('manifest "liar"', [turn.text("done", { usage })]);
+      const { goal_id, s } = await runUnder(c, project, manifest("liar"));
+      const charged = await chargedBy(c, goal_id, "budget.usage_unreported");
+      expect(charged).toBeGreaterThan(0);
+      expect(charged).toBeLessThan(BUDGET);
+      expect(Number.isSafeInteger(s.usage.input_tokens) && Number.isSafeInteger(s.usage.output_tokens)).toBe(
+        true,
+      );
+      expect(s.usage.input_tokens + s.usage.output_tokens).toBe(charged);
+      expect(await tokensSpent(c, project)).toBe(charged);
+    },
+  );
+
+  // A wrong base URL: no provider ever had these calls, so the intent must not pay for them.
+  // A server that takes the connection and drops it may have had the request: that stays
+  // charged, also when the retry then finds nothing listening.
+  it.each([
+    ["a base URL nothing listens on (connection refused): refunded", "refuses"],
+    ["a server that accepts the connection and drops it: charged its bound", "drops"],
+    ["a server that drops the first attempt, then the retry is refused: charged its bound", "drops once"],
+  ] as const)("%s", async (_, mode) => {
+    const { url, close } = await unreliableServer(mode);
+    try {
+      const { c, project } = await intentWithBudget({
+        env: { ANTHROPIC_BASE_URL: url, OPENAI_BASE_URL: `${url}/v1` },
+        config: (cfg) => {
+          cfg.inference.maxRetries = 1;
+        },
+      });
+      const { goal_id, s } = await runUnder(c, project, manifest("any"));
+      expect(s.state).toBe("failed");
+      expect(s.error).toMatch(/cannot reach/);
+      const charged = await chargedBy(c, goal_id, "budget.charged_failed");
+      if (mode === "refuses") expect(charged).toBe(0);
+      else expect(charged).toBeGreaterThan(0);
+      expect(await tokensSpent(c, project)).toBe(charged);
+      expect(s.usage.input_tokens + s.usage.output_tokens).toBe(charged);
+    } finally {
+      await close();
+    }
+  });
 });
+
+/**
+ * A base URL whose server drops every connection it accepts ("drops"), only the first one
+ * and then stops listening ("drops once"), or where nothing listens ("refuses").
+ */
+async function unreliableServer(
+  mode: "refuses" | "drops" | "drops once",
+): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((socket) => {
+    socket.destroy();
+    if (mode === "drops once") server.close();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const close = () => new Promise<void>((r) => (server.listening ? server.close(() => r()) : r()));
+  if (mode === "refuses") await close();
+  return { url, close };
+}
