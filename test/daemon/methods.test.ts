@@ -193,6 +193,30 @@ describe("the operator's ceiling on socket manifests", () => {
     writeFileSync(join(dirs, "wide.yaml"), `${body("wide")}capabilities: ["exec: *"]\n`);
     expect((await rpcError(c.call("agent.spawn", { manifest_path: "wide.yaml" }))).rpcCode).toBe(-32001);
   });
+
+  it("spawns a manifest_path whose grants fit the ceiling, holding those grants", async () => {
+    let dirs = "";
+    const fx = await suite.start({
+      config: (c) => {
+        dirs = join(c.home, "manifests");
+        c.daemon.manifestDirs = [dirs];
+      },
+    });
+    mkdirSync(dirs);
+    writeFileSync(
+      join(dirs, "reader.yaml"),
+      'name: reader\nmodel: anthropic/claude-test\nsystem_prompt: hi\ncapabilities: ["tool: file_read", "file_read: /workspace/**"]\n',
+    );
+    const c = await fx.client();
+    const spawned = await c.call("agent.spawn", { manifest_path: "reader.yaml" });
+    expect(spawned.manifest).toBe("reader");
+    const [entry] = (await c.call("audit.query", { agent_id: spawned.agent_id, kind: "agent.spawned" }))
+      .entries;
+    expect((entry?.payload as { grants?: string[] } | undefined)?.grants).toEqual([
+      "tool: file_read",
+      "file_read: /workspace/**",
+    ]);
+  });
 });
 
 describe("agent.*", () => {
