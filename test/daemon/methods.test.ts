@@ -155,13 +155,7 @@ describe("the operator's ceiling on socket manifests", () => {
   });
 
   it("reads manifest_path only inside daemon.manifest_dirs: no traversal, no prefix sibling, no symlink out", async () => {
-    let dirs = "";
-    const fx = await suite.start({
-      config: (c) => {
-        dirs = join(c.home, "manifests");
-        c.daemon.manifestDirs = [dirs];
-      },
-    });
+    const { fx, dirs } = await startWithManifestDir();
     const home = fx.home.dir;
     mkdirSync(dirs);
     mkdirSync(join(home, "manifests-evil"));
@@ -195,13 +189,7 @@ describe("the operator's ceiling on socket manifests", () => {
   });
 
   it("spawns a manifest_path whose grants fit the ceiling, holding those grants", async () => {
-    let dirs = "";
-    const fx = await suite.start({
-      config: (c) => {
-        dirs = join(c.home, "manifests");
-        c.daemon.manifestDirs = [dirs];
-      },
-    });
+    const { fx, dirs } = await startWithManifestDir();
     mkdirSync(dirs);
     writeFileSync(
       join(dirs, "reader.yaml"),
@@ -218,6 +206,18 @@ describe("the operator's ceiling on socket manifests", () => {
     ]);
   });
 });
+
+/** A daemon whose daemon.manifest_dirs is one folder of its home, not yet made. */
+async function startWithManifestDir() {
+  let dirs = "";
+  const fx = await suite.start({
+    config: (c) => {
+      dirs = join(c.home, "manifests");
+      c.daemon.manifestDirs = [dirs];
+    },
+  });
+  return { fx, dirs };
+}
 
 describe("agent.*", () => {
   it("spawns, lists, runs, reports and stops agents", async () => {
