@@ -13,7 +13,6 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { TERMINAL } from "../kernel/goal-store.js";
 import { toWireEvent, type WireEvent } from "./events.js";
 import {
-  admitManifest,
   goalEndOf,
   type MethodContext,
   refuseWhileClosing,
@@ -21,6 +20,7 @@ import {
   whileClientStays,
 } from "./methods.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
+import { goalManifest } from "./submit-manifest.js";
 
 type ClusterHandler<M extends MethodName> = (
   params: ParamsOf<M>,
@@ -33,7 +33,7 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
     refuseWhileClosing(ctx);
     return node.goals.submit({
       goal: p.goal,
-      ...(p.manifest !== undefined ? { manifest: admitted(ctx, p.manifest) } : {}),
+      ...manifestOf(p, ctx),
       ...(p.inputs ? { inputs: p.inputs } : {}),
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
       ...(p.inputs_within !== undefined ? { inputsWithin: p.inputs_within } : {}),
@@ -91,9 +91,13 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
   },
 };
 
-/** The manifest a client sent, held to this node's ceiling (the owner holds it to its own too). */
-function admitted(ctx: MethodContext, manifest: unknown): unknown {
-  return admitManifest(manifest, "goal.submit manifest", ctx.ceiling);
+/**
+ * The manifest a client sent, held to this node's ceiling (the owner holds it to its own
+ * too), and to its MCP session's reach with session_id: the job carries the held manifest.
+ */
+function manifestOf(p: ParamsOf<"goal.submit">, ctx: MethodContext): { manifest?: unknown } {
+  const manifest = goalManifest(p, ctx);
+  return manifest !== undefined ? { manifest } : {};
 }
 
 /** How often an all-goals subscription made while Redis was away asks for the stream's tip again. */

@@ -1,7 +1,8 @@
 // daemon/methods.ts — what each socket method does, over the kernel's Runtime. Params
 // arrive already validated (schemas.ts); every handler is a thin translation to the
 // Runtime, plus the two things only the socket adds: the operator's ceiling on
-// manifests (ceiling.ts) and per-connection lifetimes (a goal.wait or an event stream
+// manifests (ceiling.ts; a goal an MCP session submits is held to the session's reach
+// too: submit-manifest.ts) and per-connection lifetimes (a goal.wait or an event stream
 // ends when its client leaves; the goal does not).
 
 import { join } from "node:path";
@@ -17,6 +18,7 @@ import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
 import { checkIntent } from "./intent-check.js";
 import type { RpcId } from "./protocol.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
+import { admitManifest, goalManifest, manifestAsValue } from "./submit-manifest.js";
 import { invokeToolWithEvents } from "./tool-invoke.js";
 
 /**
@@ -72,22 +74,6 @@ export function refuseWhileClosing(ctx: MethodContext): void {
   if (ctx.closing()) {
     throw new AidoError(ErrorCode.cancelled, "the Aido daemon is shutting down; nothing new is started", {});
   }
-}
-
-/**
- * A manifest from a client, parsed and held to the ceiling. Returned as the plain value
- * the Runtime parses again (its prompt already inlined, so the value needs no folder).
- */
-export function admitManifest(value: unknown, source: string, ceiling: SocketCeiling): unknown {
-  const manifest = parseManifestValue(value, source);
-  enforceCeiling(ceiling, manifest);
-  return value;
-}
-
-/** A manifest loaded from a file, as a value Runtime.spawnAgent accepts (prompt inlined). */
-function manifestAsValue(m: LoadedManifest): Record<string, unknown> {
-  const { source: _source, system_prompt_file: _file, ...rest } = m;
-  return rest;
 }
 
 /**
@@ -179,8 +165,7 @@ export function goalEndOf(s: GoalStatus): GoalEndEvent {
 export const handlers: { [M in MethodName]: Handler<M> } = {
   "goal.submit": (p, ctx) => {
     refuseWhileClosing(ctx);
-    const manifest =
-      p.manifest === undefined ? undefined : admitManifest(p.manifest, "goal.submit manifest", ctx.ceiling);
+    const manifest = goalManifest(p, ctx);
     return ctx.rt.goals.submit({
       goal: p.goal,
       ...(manifest !== undefined ? { manifest } : {}),

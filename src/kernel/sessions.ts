@@ -24,6 +24,7 @@ import { folderProject, type ProjectBinding, sessionProject } from "../security/
 import type { AuditLog } from "../security/audit.js";
 import { parseGrant } from "../security/grants.js";
 import type { EventBus } from "./events.js";
+import { type SessionReach, sessionReach } from "./goal-reach.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
 import type { Spawner } from "./spawn.js";
 
@@ -53,6 +54,8 @@ export interface SessionInfo {
 interface Session {
   info: SessionInfo;
   goalId: string;
+  /** How far outside its container it reaches: the ceiling of the goals it submits (goal-reach.ts). */
+  reach: SessionReach;
 }
 
 export interface SessionsDeps {
@@ -145,7 +148,8 @@ export class Sessions {
       tools: offeredTools(this.deps.tools, grants.map(parseGrant), req.manifest).map((t) => t.name),
       approval_required: [...req.manifest.approval_required],
     };
-    const session: Session = { info, goalId };
+    const reach = sessionReach(info.session_id, grants.map(parseGrant), rec.manifest.mcp_servers ?? []);
+    const session: Session = { info, goalId, reach };
     this.byId.set(info.session_id, session);
     this.byAgent.set(agentId, session);
     const client = req.client?.slice(0, MAX_CLIENT_CHARS);
@@ -164,10 +168,7 @@ export class Sessions {
 
   /** End a session: its agent stops, and the agent.stopped event ends the rest. */
   close(sessionId: string, reason: string): SessionInfo {
-    const s = this.byId.get(sessionId);
-    if (!s) {
-      throw new AidoError(ErrorCode.notFound, `no open session ${sessionId}`, { session_id: sessionId });
-    }
+    const s = this.requireOpen(sessionId);
     this.deps.registry.stopAgent(s.info.agent_id, reason);
     return s.info;
   }
@@ -178,16 +179,26 @@ export class Sessions {
    * here, as every denial is. Returns the entry's seq.
    */
   refused(sessionId: string, tool: string, reason: string): { seq: number } {
-    const s = this.byId.get(sessionId);
-    if (!s) {
-      throw new AidoError(ErrorCode.notFound, `no open session ${sessionId}`, { session_id: sessionId });
-    }
+    const s = this.requireOpen(sessionId);
     const entry = this.deps.audit.record(
       "session.call_refused",
       { session_id: sessionId, tool, reason },
       { goalId: s.goalId, agentId: s.info.agent_id },
     );
     return { seq: entry.seq };
+  }
+
+  /** How far the open session reaches outside its container: not_found once it ended. */
+  reachOf(sessionId: string): SessionReach {
+    return this.requireOpen(sessionId).reach;
+  }
+
+  private requireOpen(sessionId: string): Session {
+    const s = this.byId.get(sessionId);
+    if (!s) {
+      throw new AidoError(ErrorCode.notFound, `no open session ${sessionId}`, { session_id: sessionId });
+    }
+    return s;
   }
 
   /** The open session whose agent this is, if any. */

@@ -78,7 +78,7 @@ export function orchestratorTable(config: Config, version: string) {
     tool({
       name: "aido_submit",
       description:
-        "Hand a goal to Aido's swarm: a bootstrap agent decomposes it and delegates to narrowly scoped children, each call gated and sandboxed. Returns the goal id.",
+        "Hand a goal to Aido's swarm: a bootstrap agent decomposes it and delegates to narrowly scoped children, each call gated and sandboxed. The goal reaches no further than this session: a manifest with network or mcp grants (or mcp_servers) beyond this session's is refused, and the default bootstrap is narrowed to them. Returns the goal id.",
       input: z.strictObject({
         goal: z.string().min(1).max(100_000),
         manifest: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
@@ -87,9 +87,12 @@ export function orchestratorTable(config: Config, version: string) {
       annotations: { ...ACT, openWorldHint: true },
       async run(p, ctx) {
         // From the session's project folder: the goal carries its standing objective (docs/intent.md).
+        // As this session: the daemon holds the goal's network and MCP reach to the session's
+        // (kernel/goal-reach.ts), so the goal cannot send out what the session could not.
         const workspace = ctx.session.workspace;
         const r: { goal_id: string } = await ctx.link.client.call("goal.submit", {
           ...p,
+          session_id: ctx.session.session_id,
           ...(p.inputs !== undefined ? sessionInputs(p.inputs, workspace) : {}),
           ...(workspace !== null ? { workspace } : {}),
         });

@@ -155,13 +155,7 @@ describe("the operator's ceiling on socket manifests", () => {
   });
 
   it("reads manifest_path only inside daemon.manifest_dirs: no traversal, no prefix sibling, no symlink out", async () => {
-    let dirs = "";
-    const fx = await suite.start({
-      config: (c) => {
-        dirs = join(c.home, "manifests");
-        c.daemon.manifestDirs = [dirs];
-      },
-    });
+    const { fx, dirs } = await startWithManifestDir();
     const home = fx.home.dir;
     mkdirSync(dirs);
     mkdirSync(join(home, "manifests-evil"));
@@ -193,7 +187,37 @@ describe("the operator's ceiling on socket manifests", () => {
     writeFileSync(join(dirs, "wide.yaml"), `${body("wide")}capabilities: ["exec: *"]\n`);
     expect((await rpcError(c.call("agent.spawn", { manifest_path: "wide.yaml" }))).rpcCode).toBe(-32001);
   });
+
+  it("spawns a manifest_path whose grants fit the ceiling, holding those grants", async () => {
+    const { fx, dirs } = await startWithManifestDir();
+    mkdirSync(dirs);
+    writeFileSync(
+      join(dirs, "reader.yaml"),
+      'name: reader\nmodel: anthropic/claude-test\nsystem_prompt: hi\ncapabilities: ["tool: file_read", "file_read: /workspace/**"]\n',
+    );
+    const c = await fx.client();
+    const spawned = await c.call("agent.spawn", { manifest_path: "reader.yaml" });
+    expect(spawned.manifest).toBe("reader");
+    const [entry] = (await c.call("audit.query", { agent_id: spawned.agent_id, kind: "agent.spawned" }))
+      .entries;
+    expect((entry?.payload as { grants?: string[] } | undefined)?.grants).toEqual([
+      "tool: file_read",
+      "file_read: /workspace/**",
+    ]);
+  });
 });
+
+/** A daemon whose daemon.manifest_dirs is one folder of its home, not yet made. */
+async function startWithManifestDir() {
+  let dirs = "";
+  const fx = await suite.start({
+    config: (c) => {
+      dirs = join(c.home, "manifests");
+      c.daemon.manifestDirs = [dirs];
+    },
+  });
+  return { fx, dirs };
+}
 
 describe("agent.*", () => {
   it("spawns, lists, runs, reports and stops agents", async () => {

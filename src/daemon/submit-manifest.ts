@@ -1,0 +1,60 @@
+// daemon/submit-manifest.ts — the manifest a socket client's request starts an agent or a
+// goal with: parsed and held to the operator's ceiling (ceiling.ts), and for goal.submit
+// with `session_id` (an MCP session's aido_submit) held to that session's reach as well
+// (kernel/goal-reach.ts): a manifest the client named that reaches further is refused,
+// audited as the session's refusal (session.call_refused), and the default bootstrap
+// manifest is narrowed to it. A goal.submit without session_id is as it always was.
+
+import type { Config } from "../config.js";
+import { errorMessage } from "../errors.js";
+import { narrowToReach, requireWithinReach } from "../kernel/goal-reach.js";
+import type { Runtime } from "../kernel/runtime.js";
+import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
+import { formatGrant } from "../security/grants.js";
+import { bootstrapManifestPath, enforceCeiling, type SocketCeiling } from "./ceiling.js";
+
+/**
+ * A manifest from a client, parsed and held to the ceiling. Returned as the plain value
+ * the Runtime parses again (its prompt already inlined, so the value needs no folder).
+ */
+export function admitManifest(value: unknown, source: string, ceiling: SocketCeiling): unknown {
+  const manifest = parseManifestValue(value, source);
+  enforceCeiling(ceiling, manifest);
+  return value;
+}
+
+/** A loaded manifest as a value parseManifestValue accepts again (prompt inlined, grants spelled). */
+export function manifestAsValue(m: LoadedManifest): Record<string, unknown> {
+  const { source: _source, system_prompt_file: _file, ...rest } = m;
+  return { ...rest, capabilities: m.capabilities.map(formatGrant) };
+}
+
+/** The parts of a request's context goalManifest reads. */
+export interface SubmitContext {
+  rt: Runtime;
+  config: Config;
+  ceiling: SocketCeiling;
+}
+
+/**
+ * goal.submit's manifest: the client's, held to the ceiling (and to the session's reach
+ * with `session_id`); without one, undefined (the runtime's default bootstrap), or with
+ * `session_id` that bootstrap narrowed to the session's reach. An unknown or closed
+ * session is not_found, naming it.
+ */
+export function goalManifest(p: { manifest?: unknown; session_id?: string }, ctx: SubmitContext): unknown {
+  const reach = p.session_id === undefined ? undefined : ctx.rt.sessions.reachOf(p.session_id);
+  if (p.manifest === undefined) {
+    if (reach === undefined) return undefined;
+    return manifestAsValue(narrowToReach(loadManifestFile(bootstrapManifestPath(ctx.config)), reach));
+  }
+  const value = admitManifest(p.manifest, "goal.submit manifest", ctx.ceiling);
+  if (reach === undefined) return value;
+  try {
+    requireWithinReach(parseManifestValue(value, "goal.submit manifest"), reach);
+  } catch (e) {
+    ctx.rt.sessions.refused(reach.session_id, "aido_submit", errorMessage(e));
+    throw e;
+  }
+  return value;
+}
