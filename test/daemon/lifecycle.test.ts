@@ -121,6 +121,8 @@ describe("agentd as a process", () => {
     const pid = Number(/pid (\d+)/.exec(out[0] ?? "")?.[1]);
     expect(pid).toBeGreaterThan(0);
     try {
+      // V8's memory reducer is off in the daemon (it left every turn after it slower).
+      expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toContain("--no-memory-reducer");
       const c = await AidoClient.connect(home.config.socketPath);
       expect(await c.call("goal.list", {})).toEqual({ goals: [] });
       c.close();
