@@ -13,4 +13,5 @@ COPY app/ ${APP_DIR}/
 RUN ln -s ${APP_DIR}/dist/cli/main.js /usr/local/bin/aido && aido --help >/dev/null
 ENV NODE_ENV=production HOME=/root
 WORKDIR ${APP_DIR}
-CMD ["aido", "daemon", "start", "--foreground"]
+# --no-memory-reducer: the daemon's V8 flags (src/daemon/detach.ts DAEMON_V8_FLAGS, docs/agents.md).
+CMD ["node", "--no-memory-reducer", "/usr/local/bin/aido", "daemon", "start", "--foreground"]
