@@ -8,10 +8,13 @@ import type { WireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
+import { secretsOf } from "../llm/record.js";
+import { blankSecrets } from "../security/blank-secrets.js";
 import type { CommandSender } from "./command-sender.js";
 import type { GoalMirror } from "./goal-mirror.js";
 import type { NodeIdentity } from "./identity.js";
 import { type RedisFailure, redisErrorText, redisFailureOf } from "./redis-failure.js";
+import { redisSecrets } from "./redis-url.js";
 
 export type ClusteredConfig = Config & { cluster: ClusterConfig };
 
@@ -25,6 +28,16 @@ export interface NodeContext {
   sender: CommandSender;
   identity: NodeIdentity;
   log: (m: string) => void;
+}
+
+/**
+ * `text` as a node may record it or hand it to Redis: the secret of its Redis URL
+ * (redis-url.ts redisSecrets) and its providers' API keys blanked ("***"). What a node is
+ * given through Redis (a routed command's fields) is anyone's who can write there, and an
+ * error it quotes may name the URL (security/blank-secrets.ts).
+ */
+export function withoutNodeSecrets(text: string, config: ClusteredConfig): string {
+  return blankSecrets(text, [...redisSecrets(config.cluster.redisUrl), ...secretsOf(config)], "***");
 }
 
 /** `p`, or an error once `ms` passed without it settling. */

@@ -15,7 +15,7 @@ import type { ApprovalDecision } from "../security/approvals.js";
 import type { AuditEntry } from "../security/audit-events.js";
 import type { AuditQuery } from "../security/audit-query.js";
 import { mirroredApproval } from "./approval-view.js";
-import type { Command } from "./commands.js";
+import { auditRefusal, type Command } from "./commands.js";
 import { handshakeRefusal } from "./connections.js";
 import {
   type NodeContext,
@@ -424,11 +424,11 @@ export class ClusterGoals {
     if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
     // Reads of one goal's records. Whoever writes to Redis can put a command here: the goal is
     // required (never every goal's), the fields taken only as what they must be.
-    if (c.type === "agent.list" || c.type === "audit.query") return answerRoutedRead(this.rt, c);
+    if (c.type === "agent.list" || c.type === "audit.query") return answerRoutedRead(this.ctx, c);
     // Whoever writes to Redis can put a command here: decided_by names a node, never free text.
     if (typeof c.via !== "string" || !ROUTED_VIA.test(c.via)) {
       const reason = `a routed approval answer must come "socket client via node <node id>" or "dashboard via node <node id>"; refused ${JSON.stringify(String(c.via).slice(0, 80))}`;
-      this.rt.audit.record("cluster.command_refused", { type: c.type, reason });
+      auditRefusal(this.ctx, c.type, reason);
       throw new AidoError(ErrorCode.invalidInput, reason, { field: "via" });
     }
     return this.rt.approvals.respond(c.id, c.decision, c.via);

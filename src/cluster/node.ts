@@ -29,13 +29,13 @@ import type { ApprovalListFilter } from "../security/approval-store.js";
 import { type ClusterApproval, listApprovals } from "./approval-view.js";
 import { verifyCluster } from "./audit-heads.js";
 import { CommandSender } from "./command-sender.js";
-import { serveCommands } from "./commands.js";
+import { auditRefusal, serveCommands } from "./commands.js";
 import {
   nodeConnections,
   WORKER_DRAIN_DELAY_S,
   workerConnection as workerConnectionOf,
 } from "./connections.js";
-import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
+import { type NodeContext, REDIS_ANSWER_MS, readMirror, withoutNodeSecrets, withTimeout } from "./context.js";
 import type { FenceStatus } from "./fence.js";
 import { GoalHold } from "./goal-hold.js";
 import { GoalMirror } from "./goal-mirror.js";
@@ -249,9 +249,9 @@ export class ClusterNode implements Liveness {
       redis,
       this.identity.nodeId,
       (c) => this.goals.handleCommand(c),
-      (type, reason) => this.ctx.rt.audit.record("cluster.command_refused", { type, reason }),
+      (type, reason) => auditRefusal(this.ctx, type, reason),
       log,
-      (text) => this.redisText(text),
+      (text) => withoutNodeSecrets(text, this.ctx.config),
     );
     const workerConnection = workerConnectionOf(config.cluster);
     this.connections.push(workerConnection);

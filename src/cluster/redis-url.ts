@@ -31,8 +31,13 @@ export function redactRedisUrl(url: string): string {
  * replaced: a Redis 7.2 NOPERM names the user.
  */
 export function withoutRedisSecret(text: string, url: string): string {
+  return blankSecrets(text, redisSecrets(url), "***");
+}
+
+/** The secret of `url` (withoutRedisSecret): its password, or without one its user name. */
+export function redisSecrets(url: string): string[] {
   const { secrets, user } = urlPassword(url);
-  return blankSecrets(text, secrets.length > 0 ? secrets : user, "***");
+  return secrets.length > 0 ? secrets : user;
 }
 
 /**

@@ -5,9 +5,9 @@
 // only as what it must be, and a bounded number of entries (the reply travels through Redis).
 
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import type { Runtime } from "../kernel/runtime.js";
 import type { AuditQuery } from "../security/audit-query.js";
-import type { Command } from "./commands.js";
+import { auditRefusal, type Command } from "./commands.js";
+import type { NodeContext } from "./context.js";
 
 /** The most audit entries one routed audit.query returns (the reply travels through Redis). */
 export const ROUTED_AUDIT_LIMIT = 2_000;
@@ -36,7 +36,7 @@ export function routedAuditQuery(raw: unknown): AuditQuery & { goal_id: string }
 
 /** A routed read of one goal's records, as this node answers it; one naming no goal is refused, and the refusal audited. */
 export function answerRoutedRead(
-  rt: Runtime,
+  ctx: Pick<NodeContext, "rt" | "config">,
   c: Extract<Command, { type: "agent.list" | "audit.query" }>,
 ): unknown {
   let goalId: string;
@@ -46,9 +46,10 @@ export function answerRoutedRead(
       c.type,
     );
   } catch (e) {
-    rt.audit.record("cluster.command_refused", { type: c.type, reason: errorMessage(e) });
+    auditRefusal(ctx, c.type, errorMessage(e));
     throw e;
   }
+  const { rt } = ctx;
   if (c.type === "audit.query")
     return { entries: rt.audit.query({ ...routedAuditQuery(c.query), goal_id: goalId }) };
   return {

@@ -63,6 +63,12 @@ export interface CallCredentials {
 
 const PASSWORD_BYTES = 24;
 
+/** A call's credentials as written: its key (an HMAC-SHA256, base64url), ".", its secret. */
+const CALL_CREDENTIALS = new RegExp(
+  `(?<![\\w-])([\\w-]{43})\\.([\\w-]{${Math.ceil((PASSWORD_BYTES * 4) / 3)}})(?![\\w-])`,
+  "g",
+);
+
 function digest(s: string): Buffer {
   return createHash("sha256").update(s).digest();
 }
@@ -189,6 +195,24 @@ export class EgressCallers {
     const secret = password.slice(dot + 1);
     const keyOk = timingSafeEqual(digest(password.slice(0, dot)), digest(callKey(slot.password, secret)));
     return keyOk && !slot.calls.has(digest(secret).toString("hex"));
+  }
+
+  /**
+   * The credentials of this caller's calls (openCall: key, ".", secret) that `text` holds, of a
+   * call running or ended: a command of one call can leave them in a file (`printf %s
+   * "$HTTP_PROXY" > f`) that a later call reads, whose own credentials are others, and they
+   * still speak as the agent (authenticate). Found by their form as a call's exec is given
+   * them, each checked by its key.
+   */
+  callCredentialsIn(caller: EgressCaller, text: string): { password: string; key: string; secret: string }[] {
+    const slot = this.byGoal.get(caller.goalId)?.get(caller.agentId);
+    if (!slot) return [];
+    const found = new Map<string, { password: string; key: string; secret: string }>();
+    for (const [password, key = "", secret = ""] of text.matchAll(CALL_CREDENTIALS)) {
+      if (timingSafeEqual(digest(key), digest(callKey(slot.password, secret))))
+        found.set(password, { password, key, secret });
+    }
+    return [...found.values()];
   }
 
   private callOf(caller: EgressCaller, password: string) {

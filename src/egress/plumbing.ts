@@ -34,6 +34,12 @@ export interface EgressAccess {
    */
   secrets: string[];
   /**
+   * The spellings of the caller's call credentials `text` holds beyond `secrets`: those of
+   * another call, running or ended (callers.ts callCredentialsIn), which a command of that
+   * call wrote to a file. Absent without credentials.
+   */
+  secretsIn?(text: string): string[];
+  /**
    * A call's own credentials were issued (access with a request id): the call ended, they
    * name it no more. Absent otherwise.
    */
@@ -177,16 +183,23 @@ export class EgressPlumbing {
     const address = this.goals.get(goalId)?.address;
     if (address === undefined) return undefined;
     if (!grants.some((g) => g.kind === "network")) return { connect: [], env: {}, secrets: [] };
+    const slot = this.callers.slotOf({ goalId, agentId });
+    // Another call's credentials a text holds (a file a command of that call wrote them to).
+    const secretsIn = (text: string) =>
+      this.callers
+        .callCredentialsIn({ goalId, agentId }, text)
+        .flatMap((c) => credentialSpellings(slot.user, c.password, [c.password, c.key, c.secret]));
     if (requestId === undefined) {
-      const slot = this.callers.slotOf({ goalId, agentId });
       return {
         connect: [slot.port],
         env: proxyEnv(slot, address),
         secrets: credentialSpellings(slot.user, slot.password, [slot.password]),
+        secretsIn,
       };
     }
     const call = this.callers.openCall({ goalId, agentId }, requestId);
     return {
+      secretsIn,
       connect: [call.slot.port],
       env: proxyEnv(call.slot, address, call.password),
       // The whole and each part: a command may print either alone (`${HTTP_PROXY#*.}`).

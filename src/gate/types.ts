@@ -91,6 +91,8 @@ export interface ToolContext {
   egress?: {
     env: Record<string, string>;
     secrets: string[];
+    /** The caller's other calls' credentials `text` holds, in every spelling (plumbing.ts EgressAccess). */
+    secretsIn?(text: string): string[];
     /**
      * The call was cancelled (its signal's reason): a question its commands' connections put
      * to a human ends saying so, before the command is stopped (egress/callers.ts).

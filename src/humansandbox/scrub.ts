@@ -1,6 +1,7 @@
 // humansandbox/scrub.ts — keeps the values of a sandbox's `env` (and the credentials Aido
 // makes for a run: its proxy password, "[hidden]") out of everything Aido writes or shows. Output is cut into lines (a value cannot hide across a chunk border
-// inside a line) and every occurrence of a value becomes "[env:NAME]". Values shorter
+// inside a line), a line past 64 KiB into pieces cut where no value crosses, and every
+// occurrence of a value becomes "[env:NAME]". Values shorter
 // than 4 characters (MIN_SECRET_LENGTH) are not scrubbed: replacing every "1" or "on" would wreck the output
 // and hide nothing worth hiding (docs/sandbox-cli.md says so).
 
@@ -8,8 +9,11 @@ import { StringDecoder } from "node:string_decoder";
 import { blankMarked, MIN_SECRET_LENGTH } from "../security/blank-secrets.js";
 import { inert, inertLines } from "../security/terminal-text.js";
 
-/** A line longer than this is passed on in pieces (a value cut at a piece border may show). */
-const MAX_LINE_CHARS = 64 * 1024;
+/**
+ * A line longer than this is passed on in pieces, each cut where it splits no value
+ * (Scrubber.cutBefore): a value cut at a piece border showed, half in each piece.
+ */
+export const MAX_LINE_CHARS = 64 * 1024;
 
 export class Scrubber {
   private readonly pairs: Array<[string, string]>;
@@ -28,6 +32,31 @@ export class Scrubber {
 
   scrub(text: string): string {
     return blankMarked(text, this.pairs);
+  }
+
+  /** The longest spelling hidden: a stretch that long past a cut decides where the cut goes. */
+  longest(): number {
+    return Math.max(0, ...this.pairs.map(([v]) => v.length));
+  }
+
+  /**
+   * `at`, or the start of the value `text` holds across it (the earliest, when values overlap
+   * there), so that cutting `text` there splits none; `at` when a value starts at 0 (one
+   * longer than a piece cannot be kept whole). `text` must reach longest() - 1 past `at`.
+   */
+  cutBefore(text: string, at: number): number {
+    let cut = at;
+    for (let moved = true; moved; ) {
+      moved = false;
+      for (const [v] of this.pairs) {
+        const start = text.indexOf(v, Math.max(0, cut - v.length + 1));
+        if (start >= 0 && start < cut) {
+          cut = start;
+          moved = true;
+        }
+      }
+    }
+    return cut > 0 ? cut : at;
   }
 }
 
@@ -58,9 +87,12 @@ export class LineStream {
       this.partial = this.partial.slice(nl + 1);
       nl = this.partial.indexOf("\n");
     }
-    while (this.partial.length > MAX_LINE_CHARS) {
-      this.onLine(this.scrubber.scrub(this.partial.slice(0, MAX_LINE_CHARS)));
-      this.partial = this.partial.slice(MAX_LINE_CHARS);
+    // A piece is cut only once what follows it holds any value that may cross the cut whole.
+    const past = Math.max(0, this.scrubber.longest() - 1);
+    while (this.partial.length > MAX_LINE_CHARS + past) {
+      const cut = this.scrubber.cutBefore(this.partial, MAX_LINE_CHARS);
+      this.onLine(this.scrubber.scrub(this.partial.slice(0, cut)));
+      this.partial = this.partial.slice(cut);
     }
   }
 

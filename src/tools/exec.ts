@@ -12,7 +12,7 @@
 import { z } from "zod";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
-import type { ToolDef } from "../gate/types.js";
+import type { ToolContext, ToolDef } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { commandScope } from "../security/approval-scope.js";
 import { blankSecrets, MIN_SECRET_LENGTH } from "../security/blank-secrets.js";
@@ -142,9 +142,9 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
         : r.signal
           ? `killed by ${r.signal}`
           : `exit code ${r.exitCode}`;
-      const text = hideSecrets(
+      const text = hideCallerSecrets(
         `${status}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`,
-        ctx.egress?.secrets ?? [],
+        ctx.egress,
       );
       return {
         output: boundOutput(text, ctx.outputMaxBytes),
@@ -180,6 +180,17 @@ function withSignal(sandbox: SandboxHandle, signal: AbortSignal | undefined): Sa
 
 /** The executor's mark where it cut a long output (executor/exec.ts, the head and tail it keeps). */
 const CUT = /(\n\[\.\.\. truncated \d+ bytes \.\.\.\]\n)/;
+
+/**
+ * `text` (what a command printed, a file's content) as the model may see it: the caller's
+ * proxy credentials blanked (hideSecrets), this call's and those of another call of the
+ * caller the text holds (a file a command of that call wrote them to). The exec tool and the
+ * file tools (files.ts) show the container's texts through it.
+ */
+export function hideCallerSecrets(text: string, egress: ToolContext["egress"]): string {
+  if (!egress) return text;
+  return hideSecrets(text, [...egress.secrets, ...(egress.secretsIn?.(text) ?? [])]);
+}
 
 /**
  * The caller's proxy password never reaches the model: a command that prints its

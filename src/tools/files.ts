@@ -13,6 +13,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 import type { ToolContext, ToolDef } from "../gate/types.js";
 import type { ReadView } from "../sandbox/types.js";
 import { matchPath } from "../security/glob.js";
+import { hideCallerSecrets } from "./exec.js";
 import { boundOutput } from "./output.js";
 import { canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
 
@@ -29,6 +30,13 @@ function readView(ctx: ToolContext, tool: string): ReadView {
  * its node's fence, the executor starting). A write or edit is given up only before it is sent:
  * it lands whole or not at all (sandbox/types.ts FileOpOptions.signal).
  */
+/**
+ * A text of the container as the model may see it: the caller's proxy credentials blanked as
+ * in exec's output (exec.ts hideCallerSecrets). A command can write them to a file (`printf %s
+ * "$HTTP_PROXY" > f`), where file_read and grep showed them.
+ */
+const shown = (ctx: ToolContext, text: string, cap: number) =>
+  boundOutput(hideCallerSecrets(text, ctx.egress), cap);
 const cancel = (ctx: ToolContext): { signal?: AbortSignal } => (ctx.signal ? { signal: ctx.signal } : {});
 const READ_MANY_MAX = 20;
 const GREP_MAX_MATCHES = 500;
@@ -63,7 +71,7 @@ export const fileRead: ToolDef<z.infer<typeof readInput>> = {
       ? `\n[file truncated: showed ${Buffer.byteLength(r.content)} of ${r.size} bytes]`
       : "";
     return {
-      output: boundOutput(r.content + note, ctx.outputMaxBytes),
+      output: shown(ctx, r.content + note, ctx.outputMaxBytes),
       data: { path, size: r.size, truncated: r.truncated },
     };
   },
@@ -102,7 +110,7 @@ export const fileReadMany: ToolDef<z.infer<typeof readManyInput>> = {
         parts.push(`=== ${path} ===\n[error: ${(e as Error).message}]`);
       }
     }
-    return { output: boundOutput(parts.join("\n"), ctx.outputMaxBytes) };
+    return { output: shown(ctx, parts.join("\n"), ctx.outputMaxBytes) };
   },
 };
 
@@ -173,7 +181,7 @@ export const fileList: ToolDef<z.infer<typeof listInput>> = {
     );
     const lines = entries.map((e) => `${e.type.padEnd(7)} ${String(e.size).padStart(10)}  ${e.name}`);
     return {
-      output: boundOutput(lines.join("\n") || "(empty)", ctx.outputMaxBytes),
+      output: shown(ctx, lines.join("\n") || "(empty)", ctx.outputMaxBytes),
       data: { path, entries: entries.length },
     };
   },
@@ -205,7 +213,7 @@ export const grep: ToolDef<z.infer<typeof grepInput>> = {
     const lines = matches.map((m) => `${m.path}:${m.line}: ${m.text}`);
     const more = matches.length >= GREP_MAX_MATCHES ? `\n[stopped at ${GREP_MAX_MATCHES} matches]` : "";
     return {
-      output: boundOutput((lines.join("\n") || "(no matches)") + more, ctx.outputMaxBytes),
+      output: shown(ctx, (lines.join("\n") || "(no matches)") + more, ctx.outputMaxBytes),
       data: { matches: matches.length },
     };
   },

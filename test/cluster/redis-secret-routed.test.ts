@@ -7,7 +7,8 @@
 // stands as a word (security/blank-secrets.ts).
 
 import type { Redis } from "ioredis";
-import { expect, it } from "vitest";
+import { expect, it, vi } from "vitest";
+import { providerEnv } from "../agent/harness.js";
 import { failureOf } from "../llm/harness.js";
 import type { ProviderServer } from "../support/provider-server.js";
 import { connectRedis, type RedisServer, startNode } from "./fixture.js";
@@ -84,19 +85,28 @@ async function ownerAnswer(
   command: Record<string, unknown>,
 ): Promise<Record<string, unknown>> {
   const replyTo = "secret-probe";
+  const replies = `aido:node:${replyTo}:replies`;
   const reader = connectRedis(redisServer.url);
   reader.on("error", () => {});
   try {
+    // Only an answer to a request sent here: an earlier test's may still be on the stream.
+    const sent = new Set<string>();
+    let last = "0-0";
+    await raw.del(replies);
     for (let attempt = 0; attempt < 15; attempt++) {
       const requestId = `r-owner-${attempt}-${Date.now()}`;
+      sent.add(requestId);
       await raw.set(`aido:request:${requestId}`, "pending", "EX", 60);
       const envelope = { request_id: requestId, reply_to: replyTo, command };
       await raw.xadd(`aido:node:${owner}:commands`, "*", "c", JSON.stringify(envelope));
-      const r = (await reader.xread("BLOCK", 1_000, "STREAMS", `aido:node:${replyTo}:replies`, "0-0")) as
+      const r = (await reader.xread("BLOCK", 1_000, "STREAMS", replies, last)) as
         | [string, [string, string[]][]][]
         | null;
-      const fields = r?.[0]?.[1][0]?.[1];
-      if (fields) return JSON.parse(fields[1] ?? "{}");
+      for (const [id, fields] of r?.[0]?.[1] ?? []) {
+        last = id;
+        const reply = JSON.parse(fields[1] ?? "{}") as Record<string, unknown>;
+        if (sent.has(String(reply.request_id))) return reply;
+      }
     }
     throw new Error(`${owner} did not answer`);
   } finally {
@@ -120,4 +130,39 @@ it("an owner's error answer blanks its own short Redis password, and leaves the 
   expect(message).toBe(
     'a routed approval answer must come "socket client via node <node id>" or "dashboard via node <node id>"; refused "***"',
   );
+}, 60_000);
+
+it("an owner audits the commands it refuses without its Redis password or provider key", async () => {
+  // Before, cluster.command_refused quoted a routed approval's `via` and a command's `type` as
+  // written to Redis: the Redis password reached the audit log (and the dashboard) as given.
+  const password = "audit.pw/5ecret";
+  const providerKey = providerEnv(server).ANTHROPIC_API_KEY as string;
+  const owner = "secret-audit-owner";
+  const node = await startNode(server, await userUrl("aido-audit-owner", password), owner);
+  await ownerAnswer(owner, {
+    type: "approval.respond",
+    id: "a_x",
+    decision: "approve",
+    via: `${password} ${providerKey}`,
+  });
+  // A command naming no node to answer, its type the password: refused before it is read.
+  await raw.xadd(
+    `aido:node:${owner}:commands`,
+    "*",
+    "c",
+    JSON.stringify({ request_id: "r-audit", command: { type: encodeURIComponent(password) } }),
+  );
+  const client = await node.client();
+  const refusals = async () =>
+    JSON.stringify(
+      (await client.call("audit.query", { kind: "cluster.command_refused" })).entries.map((e) => e.payload),
+    );
+  await vi.waitFor(async () => expect(await refusals()).toContain("it names no node to answer"), {
+    timeout: 10_000,
+  });
+  const logged = await refusals();
+  expect(logged).toContain('refused \\"*** ***\\"');
+  expect(logged).toContain('"type":"***"');
+  for (const secret of [password, encodeURIComponent(password), providerKey])
+    expect(logged).not.toContain(secret);
 }, 60_000);

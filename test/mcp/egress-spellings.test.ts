@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import { UPSTREAM_NETS } from "../egress/docker-upstream.js";
-import { useEgressSession } from "./egress-session.js";
+import { SESSION, useEgressSession } from "./egress-session.js";
 import { textOf } from "./fixture.js";
 
 const { suite, start, sessionFile } = useEgressSession(UPSTREAM_NETS.mcpSpellings);
@@ -80,4 +80,37 @@ it("a call's credentials printed percent-encoded, base64 or hex on one line reac
   expect(text).toMatch(/^pct-dot=\[hidden\]$/m);
   expect(text).toMatch(/^pct-low=\[hidden\]$/m);
   expect(revealed(text, [password, key, secret])).toEqual([]);
+}, 180_000);
+
+it("credentials one call wrote to a file reach the model blanked through the file tools of a later call", async () => {
+  // Each call of the session has credentials of its own (egress/callers.ts openCall): before,
+  // file_read and grep showed the file as written, and exec's own list would not have held
+  // the earlier call's credentials either.
+  await start();
+  const manifest = SESSION.replace(
+    '  - "tool: file_read"\n',
+    '  - "tool: file_read"\n  - "tool: file_read_many"\n  - "tool: grep"\n',
+  );
+  const client = await suite.connect({ args: ["--manifest", sessionFile(manifest)] });
+  const wrote = await client.callTool({
+    name: "exec",
+    arguments: { command: 'printf "proxy=%s\\n" "$HTTP_PROXY" > /workspace/proxy-url' },
+  });
+  expect(wrote.isError ?? false, textOf(wrote)).toBe(false);
+  const url = new URL(readFileSync(join(suite.project, "proxy-url"), "utf8").slice("proxy=".length));
+  const password = decodeURIComponent(url.password);
+  const [key, secret] = password.split(".") as [string, string];
+  const calls = [
+    { name: "file_read", arguments: { path: "/workspace/proxy-url" } },
+    { name: "file_read_many", arguments: { paths: ["/workspace/proxy-url", "/workspace/README.md"] } },
+    { name: "grep", arguments: { pattern: "proxy=", path: "/workspace" } },
+    { name: "exec", arguments: { command: "cat /workspace/proxy-url" } },
+  ];
+  for (const call of calls) {
+    const r = await client.callTool(call);
+    const text = textOf(r);
+    expect(r.isError ?? false, text).toBe(false);
+    expect(text, call.name).toMatch(/proxy=http:\/\/[^:]+:\[hidden\]@/);
+    expect(revealed(text, [password, key, secret]), call.name).toEqual([]);
+  }
 }, 180_000);
