@@ -15,7 +15,8 @@
 // agent. aido_approve is the sharp one: the client's model is the very agent approvals
 // check, so it never answers an approval of the session's own calls, answers approvals
 // of goals this session submitted only when `aido mcp serve --allow-approve` was given,
-// and never any other.
+// and never any other; nor, even then, a goal's egress to a host the session's own network
+// grants do not reach (approve-reach.ts).
 
 import { z } from "zod";
 import type { ApprovalRecord } from "../client/types.js";
@@ -25,6 +26,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 import { budgetField, checkField, noteField, objectiveField } from "../intent/fields.js";
 import { parseManifestValue } from "../manifest/load.js";
 import { ANY_TOOL } from "./approvals-bridge.js";
+import { egressBeyondSession } from "./approve-reach.js";
 import { ACT, asMcpTools, type DaemonTool, id, LONG_MS, READ, RefusedHere, tool } from "./daemon-tools.js";
 import { sessionInputs } from "./submit-inputs.js";
 import type { CallContext, McpTool } from "./tool-types.js";
@@ -205,6 +207,8 @@ export function orchestratorTable(config: Config, version: string) {
             `answering approvals from MCP is off: the operator starts the server with \`aido mcp serve --allow-approve\` to allow it for goals this session submitted; otherwise a human answers with \`aido approvals\``,
           );
         }
+        const beyond = egressBeyondSession(a, ctx.session.grants);
+        if (beyond !== undefined) throw new RefusedHere(beyond);
         // Allow Always outlives the goal: a grant for the manifest's identity in the folder the
         // goal came from. The model names that manifest (aido_submit), so its grant would cover
         // the person's own later goals of that name from the folder, nobody asked.

@@ -61,6 +61,7 @@ export const UPSTREAM_NETS = {
   mcpEgress: { name: "mcpeg-up", subnet: "203.0.113.80/28", ip: "203.0.113.90" },
   mcpLandlockOff: { name: "mcpeg-off", subnet: "203.0.113.96/28", ip: "203.0.113.100" },
   mcpSpellings: { name: "mcpsp-up", subnet: "203.0.113.112/28", ip: "203.0.113.122" },
+  mcpSubmitReach: { name: "mcpreach-up", subnet: "203.0.113.128/28", ip: "203.0.113.138" },
   plumbing: { name: "egressnet-plumbing", subnet: "198.51.100.0/28", ip: "198.51.100.10" },
 } as const satisfies Record<string, UpstreamNet>;
 const subnets = Object.values(UPSTREAM_NETS).map((n) => n.subnet);
