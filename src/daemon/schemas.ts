@@ -52,6 +52,7 @@ export const MethodSchemas = {
     inputs: z.array(z.string().min(1).max(4096)).max(256).optional(),
     workspace: workspaceField.optional(),
     inputs_within: workspaceField.optional(),
+    inputs_as: id.optional(),
   }),
   "goal.status": z.strictObject({ goal_id: id }),
   "goal.wait": z.strictObject({ goal_id: id, timeout_ms: z.number().int().min(0).max(MAX_WAIT_MS) }),

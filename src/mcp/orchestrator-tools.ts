@@ -90,7 +90,7 @@ export function orchestratorTable(config: Config, version: string) {
         const workspace = ctx.session.workspace;
         const r: { goal_id: string } = await ctx.link.client.call("goal.submit", {
           ...p,
-          ...(p.inputs !== undefined ? sessionInputs(p.inputs, workspace) : {}),
+          ...(p.inputs !== undefined ? sessionInputs(p.inputs, ctx.session) : {}),
           ...(workspace !== null ? { workspace } : {}),
         });
         ctx.submitted.add(r.goal_id);

@@ -30,11 +30,14 @@ import {
   type Stats,
   statfsSync,
 } from "node:fs";
-import { basename, dirname, isAbsolute, join, sep } from "node:path";
+import { basename, dirname, isAbsolute, join, posix, relative, sep } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { isStrictlyWithin, isWithin } from "../fs/within.js";
+import { mayReadFile } from "./executor/grep.js";
+import { WORKSPACE } from "./executor/realpath.js";
 import { removeTreeNoFollow } from "./folders.js";
+import type { ReadView } from "./types.js";
 import { fdPath } from "./untrusted-files.js";
 
 /** One checked input: the resolved path copied from, the name it gets under /inputs. */
@@ -43,6 +46,17 @@ export interface CheckedInput {
   name: string;
   /** The folder the input must lie in (InputRules.within), checked again on the opened entry as it is copied. */
   within?: string;
+  /** What of it may be copied (InputRules.reader), checked again on every entry as it is copied. */
+  reader?: InputReader;
+}
+
+/**
+ * The reads of the MCP session that hands the inputs in (goal.submit `inputs_as`): the host
+ * folder bound as its /workspace, and what it may read there (its file_read grants less the
+ * operator's path rules, as /workspace paths). Every entry copied must be one it may read.
+ */
+export interface InputReader extends ReadView {
+  root: string;
 }
 
 export interface InputRules {
@@ -57,6 +71,8 @@ export interface InputRules {
    * for the copy, so a folder of the path swapped for a link meanwhile cannot lead out of it.
    */
   within?: string;
+  /** Every entry, at submit and as it is copied, must be one this session may read (within its root). */
+  reader?: InputReader;
 }
 
 /** The folder under AIDO_HOME from which inputs may come (run-aido.sh stages files there). */
@@ -116,8 +132,13 @@ export function checkInputs(paths: readonly unknown[], rules: InputRules): Check
     if (names.has(name))
       refuse(ErrorCode.invalidInput, field, `a second input named "${name}" (${named})`, named);
     names.add(name);
-    walkSync(real, field, tally);
-    return { path: real, name, ...(rules.within !== undefined ? { within: rules.within } : {}) };
+    walkSync(real, field, tally, rules.reader);
+    return {
+      path: real,
+      name,
+      ...(rules.within !== undefined ? { within: rules.within } : {}),
+      ...(rules.reader !== undefined ? { reader: rules.reader } : {}),
+    };
   });
 }
 
@@ -138,7 +159,7 @@ export async function copyInputs(
     const tally = new Tally(rules);
     for (const [i, input] of inputs.entries()) {
       const field = `inputs.${i}`;
-      await copyTop(input.path, join(staging, input.name), field, tally, rules.home, input.within);
+      await copyTop(input, join(staging, input.name), field, tally, rules.home);
     }
     for (const input of inputs) await fsp.rename(join(staging, input.name), join(inputsDir, input.name));
   } finally {
@@ -216,8 +237,9 @@ function confine(field: string, named: string, real: string, home: string): void
   }
 }
 
-function walkSync(path: string, field: string, tally: Tally): void {
+function walkSync(path: string, field: string, tally: Tally, reader: InputReader | undefined): void {
   const st = lstatOrRefuse(path, field);
+  if (reader !== undefined) mayRead(field, path, path, reader);
   if (st.isSymbolicLink() || st.isFile()) {
     tally.add(field, path, st.isFile() ? st.size : 0);
     return;
@@ -236,7 +258,7 @@ function walkSync(path: string, field: string, tally: Tally): void {
   } catch (e) {
     refuse(ErrorCode.invalidInput, field, `${path} cannot be read: ${errorMessage(e)}`, path);
   }
-  for (const name of names) walkSync(join(path, name), field, tally);
+  for (const name of names) walkSync(join(path, name), field, tally, reader);
 }
 
 /**
@@ -244,13 +266,13 @@ function walkSync(path: string, field: string, tally: Tally): void {
  * entry is now is confined again: the path it was checked at may have been swapped since.
  */
 async function copyTop(
-  path: string,
+  input: CheckedInput,
   to: string,
   field: string,
   tally: Tally,
   home: string,
-  within: string | undefined,
 ): Promise<void> {
+  const { path, within, reader } = input;
   const st = lstatOrRefuse(path, field);
   if (st.isSymbolicLink())
     refuse(ErrorCode.invalidInput, field, `${path} changed into a link since it was checked`, path);
@@ -260,8 +282,10 @@ async function copyTop(
     const now = readlinkSync(fdPath(fd));
     confine(field, path, now, home);
     if (within !== undefined) confineWithin(field, path, now, within);
+    const read = reader === undefined ? undefined : { reader, at: now };
     refusePseudoFs(field, fdPath(fd), path);
-    if (st.isDirectory()) await copyDir(fd, path, to, field, tally);
+    if (read !== undefined) mayRead(field, path, now, read.reader);
+    if (st.isDirectory()) await copyDir(fd, path, to, field, tally, read);
     else if (st.isFile()) await copyFile(fd, path, to, field, tally);
     else
       refuse(
@@ -275,8 +299,24 @@ async function copyTop(
   }
 }
 
-/** Copy the entries of the open folder `dirFd` (shown as `shown`) into the new folder `to`. */
-async function copyDir(dirFd: number, shown: string, to: string, field: string, tally: Tally): Promise<void> {
+/** Where a session's reads are checked as a folder is copied: the real path the opened folder is at. */
+interface ReadAt {
+  reader: InputReader;
+  at: string;
+}
+
+/**
+ * Copy the entries of the open folder `dirFd` (shown as `shown`) into the new folder `to`;
+ * with `read`, each only if the session may read it where the opened folder is.
+ */
+async function copyDir(
+  dirFd: number,
+  shown: string,
+  to: string,
+  field: string,
+  tally: Tally,
+  read?: ReadAt,
+): Promise<void> {
   tally.add(field, shown, 0);
   await fsp.mkdir(to, { mode: 0o755 });
   await fsp.chmod(to, 0o755);
@@ -284,6 +324,8 @@ async function copyDir(dirFd: number, shown: string, to: string, field: string, 
     const at = fdPath(dirFd, name);
     const from = join(shown, name);
     const st = lstatOrRefuse(at, field, from);
+    const inner = read === undefined ? undefined : { reader: read.reader, at: join(read.at, name) };
+    if (inner !== undefined) mayRead(field, from, inner.at, inner.reader);
     if (st.isSymbolicLink()) {
       tally.add(field, from, 0);
       await fsp.symlink(readlinkSync(at), join(to, name));
@@ -293,7 +335,7 @@ async function copyDir(dirFd: number, shown: string, to: string, field: string, 
         sameEntry(fd, st, from, field);
         if (st.isDirectory()) {
           refusePseudoFs(field, fdPath(fd), from);
-          await copyDir(fd, from, join(to, name), field, tally);
+          await copyDir(fd, from, join(to, name), field, tally, inner);
         } else await copyFile(fd, from, join(to, name), field, tally);
       } finally {
         closeSync(fd);
@@ -344,6 +386,22 @@ function openOrRefuse(path: string, flags: number, field: string, shown = path):
   } catch (e) {
     return refuse(ErrorCode.invalidInput, field, `${shown} cannot be read: ${errorMessage(e)}`, shown);
   }
+}
+
+/**
+ * The session of `reader` may read the host path `real` (inside its root): as its /workspace
+ * path, matched by a read glob and by no deny glob; refused naming it otherwise.
+ */
+function mayRead(field: string, shown: string, real: string, reader: InputReader): void {
+  const rel = relative(reader.root, real);
+  const seen = rel === "" ? WORKSPACE : posix.join(WORKSPACE, ...rel.split(sep));
+  if (!isWithin(reader.root, real) || !mayReadFile(reader, seen))
+    refuse(
+      ErrorCode.policyDenied,
+      field,
+      `${shown} is not readable by the session that hands it in (${seen}: its file_read grants less the operator's path rules); a session hands in only what it may read`,
+      shown,
+    );
 }
 
 /** The opened entry is the one lstat saw: not swapped between the two. */

@@ -140,3 +140,23 @@ describe("goal.submit inputs under attack", () => {
     expect(end.error).toContain(`is outside ${project}`);
   });
 });
+
+describe("goal.submit inputs_within and inputs_as from a socket client", () => {
+  it("refuses a relative or missing inputs_within, and an inputs_as that is no open session's agent, naming the field", async () => {
+    const c = await open();
+    const file = join(suite.outside, "data.txt");
+    writeFileSync(file, "data\n");
+    const submit = (extra: Record<string, unknown>) =>
+      c.call("goal.submit", { goal: "read", manifest: reader, inputs: [file], ...extra } as never).then(
+        () => "accepted",
+        (e: Error) => e.message,
+      );
+    expect(await submit({ inputs_within: "project" })).toContain("inputs_within");
+    expect(await submit({ inputs_within: join(suite.outside, "nope") })).toContain("inputs_within: ");
+    const unknown = await submit({ inputs_as: "a_nobody" });
+    expect(unknown).toContain("inputs_as: a_nobody is not the agent of an open session");
+    const refused = (await c.call("audit.query", { kind: "goal.refused" })).entries;
+    expect(refused.map((e) => (e.payload as { field: string }).field)).toContain("inputs_as");
+    expect((await c.call("goal.list", {})).goals).toHaveLength(0);
+  });
+});
