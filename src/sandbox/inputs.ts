@@ -128,7 +128,7 @@ export function checkInputs(paths: readonly unknown[], rules: InputRules): Check
     confine(field, named, real, rules.home);
     if (rules.within !== undefined) confineWithin(field, named, real, rules.within);
     refusePseudoFs(field, real, named);
-    const name = basename(named) || basename(real);
+    const name = inputName(named, real);
     if (names.has(name))
       refuse(ErrorCode.invalidInput, field, `a second input named "${name}" (${named})`, named);
     names.add(name);
@@ -195,6 +195,16 @@ class Tally {
       );
     }
   }
+}
+
+/**
+ * The name an input gets under /inputs: the last name the user gave, or, where that is no
+ * name (a trailing "/", "." or ".."), the resolved folder's (else "dir/.." copied onto the
+ * goal's own folder and failed it with EEXIST).
+ */
+function inputName(named: string, real: string): string {
+  const given = basename(named);
+  return given === "" || given === "." || given === ".." ? basename(real) : given;
 }
 
 /** Inside the folder `within` (a real path), or refused naming it. */

@@ -160,3 +160,24 @@ describe("goal.submit inputs_within and inputs_as from a socket client", () => {
     expect((await c.call("goal.list", {})).goals).toHaveLength(0);
   });
 });
+
+describe("goal.submit input names", () => {
+  it("names an input spelled with a trailing . or .. after the folder it resolves to, inside /inputs", async () => {
+    const c = await open();
+    suite.server.script('manifest "reader"', [turn.text("read")]);
+    const top = join(suite.outside, "top");
+    mkdirSync(join(top, "sub"), { recursive: true });
+    writeFileSync(join(top, "data.txt"), "data\n");
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "read",
+      manifest: reader,
+      inputs: [join(top, "sub", ".."), `${join(top, "sub")}/.`],
+    } as never);
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
+    expect(end.error).toBeUndefined();
+    expect(end.state).toBe("succeeded");
+    const inputs = join(suite.fx.home.config.goalsDir, goal_id, "inputs");
+    expect(readdirSync(inputs).sort()).toEqual(["sub", "top"]);
+    expect(readFileSync(join(inputs, "top", "data.txt"), "utf8")).toBe("data\n");
+  });
+});
