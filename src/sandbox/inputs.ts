@@ -30,15 +30,15 @@ import {
   type Stats,
   statfsSync,
 } from "node:fs";
-import { basename, dirname, isAbsolute, join, posix, relative, sep } from "node:path";
+import { basename, dirname, isAbsolute, join, sep } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { isStrictlyWithin, isWithin } from "../fs/within.js";
-import { mayReadFile } from "./executor/grep.js";
-import { WORKSPACE } from "./executor/realpath.js";
 import { removeTreeNoFollow } from "./folders.js";
-import type { ReadView } from "./types.js";
+import { type InputReader, unreadableBy } from "./input-reader.js";
 import { fdPath } from "./untrusted-files.js";
+
+export type { InputReader } from "./input-reader.js";
 
 /** One checked input: the resolved path copied from, the name it gets under /inputs. */
 export interface CheckedInput {
@@ -48,15 +48,6 @@ export interface CheckedInput {
   within?: string;
   /** What of it may be copied (InputRules.reader), checked again on every entry as it is copied. */
   reader?: InputReader;
-}
-
-/**
- * The reads of the MCP session that hands the inputs in (goal.submit `inputs_as`): the host
- * folder bound as its /workspace, and what it may read there (its file_read grants less the
- * operator's path rules, as /workspace paths). Every entry copied must be one it may read.
- */
-export interface InputReader extends ReadView {
-  root: string;
 }
 
 export interface InputRules {
@@ -403,9 +394,8 @@ function openOrRefuse(path: string, flags: number, field: string, shown = path):
  * path, matched by a read glob and by no deny glob; refused naming it otherwise.
  */
 function mayRead(field: string, shown: string, real: string, reader: InputReader): void {
-  const rel = relative(reader.root, real);
-  const seen = rel === "" ? WORKSPACE : posix.join(WORKSPACE, ...rel.split(sep));
-  if (!isWithin(reader.root, real) || !mayReadFile(reader, seen))
+  const seen = unreadableBy(reader, real);
+  if (seen !== undefined)
     refuse(
       ErrorCode.policyDenied,
       field,
