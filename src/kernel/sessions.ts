@@ -20,6 +20,8 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { confinementFor, readViewOf } from "../gate/confinement.js";
 import type { ToolDef } from "../gate/types.js";
 import type { LoadedManifest } from "../manifest/load.js";
+import { defaultUser } from "../sandbox/docker-options.js";
+import { parseUser } from "../sandbox/folders.js";
 import type { InputReader } from "../sandbox/inputs.js";
 import { checkHostWorkspace, type WorkspaceBinds } from "../sandbox/workspace-binds.js";
 import { folderProject, type ProjectBinding, sessionProject } from "../security/approval-project.js";
@@ -199,7 +201,8 @@ export class Sessions {
    * What the session of `agentId` may read of its project (goal.submit `inputs_as`): the host
    * folder bound as its /workspace, and its read view there: the file_read grants its token
    * holds less the operator's path deny rules and every path confirm rule (no human
-   * confirmed a copy), as its execs and grep see it. Inputs it hands a goal are held to it.
+   * confirmed a copy), as its execs and grep see it, and the user its container runs as
+   * (the daemon, run as root, reads what 1000:1000 may not). Inputs it hands a goal are held to it.
    */
   projectReads(agentId: string): InputReader {
     const s = this.byAgent.get(agentId);
@@ -215,7 +218,7 @@ export class Sessions {
       );
     const grants = s.info.grants.map(parseGrant);
     const confinement = confinementFor(grants, this.deps.policy.closedPaths(new Set()), agentId, undefined);
-    return { root: s.info.workspace, ...readViewOf(confinement) };
+    return { root: s.info.workspace, user: parseUser(defaultUser()), ...readViewOf(confinement) };
   }
 
   /** The open session whose agent this is, if any. */

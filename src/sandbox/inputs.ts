@@ -240,7 +240,7 @@ function confine(field: string, named: string, real: string, home: string): void
 
 function walkSync(path: string, field: string, tally: Tally, reader: InputReader | undefined): void {
   const st = lstatOrRefuse(path, field);
-  if (reader !== undefined) mayRead(field, path, path, reader);
+  if (reader !== undefined) mayRead(field, path, path, st, reader);
   if (st.isSymbolicLink() || st.isFile()) {
     tally.add(field, path, st.isFile() ? st.size : 0);
     return;
@@ -285,7 +285,7 @@ async function copyTop(
     if (within !== undefined) confineWithin(field, path, now, within);
     const read = reader === undefined ? undefined : { reader, at: now };
     refusePseudoFs(field, fdPath(fd), path);
-    if (read !== undefined) mayRead(field, path, now, read.reader);
+    if (read !== undefined) mayRead(field, path, now, st, read.reader);
     if (st.isDirectory()) await copyDir(fd, path, to, field, tally, read);
     else if (st.isFile()) await copyFile(fd, path, to, field, tally);
     else
@@ -326,7 +326,7 @@ async function copyDir(
     const from = join(shown, name);
     const st = lstatOrRefuse(at, field, from);
     const inner = read === undefined ? undefined : { reader: read.reader, at: join(read.at, name) };
-    if (inner !== undefined) mayRead(field, from, inner.at, inner.reader);
+    if (inner !== undefined) mayRead(field, from, inner.at, st, inner.reader);
     if (st.isSymbolicLink()) {
       tally.add(field, from, 0);
       await fsp.symlink(readlinkSync(at), join(to, name));
@@ -393,13 +393,13 @@ function openOrRefuse(path: string, flags: number, field: string, shown = path):
  * The session of `reader` may read the host path `real` (inside its root): as its /workspace
  * path, matched by a read glob and by no deny glob; refused naming it otherwise.
  */
-function mayRead(field: string, shown: string, real: string, reader: InputReader): void {
-  const seen = unreadableBy(reader, real);
-  if (seen !== undefined)
+function mayRead(field: string, shown: string, real: string, st: Stats, reader: InputReader): void {
+  const why = unreadableBy(reader, real, st);
+  if (why !== undefined)
     refuse(
       ErrorCode.policyDenied,
       field,
-      `${shown} is not readable by the session that hands it in (${seen}: its file_read grants less the operator's path rules); a session hands in only what it may read`,
+      `${shown} is not readable by the session that hands it in (${why}); a session hands in only what it may read`,
       shown,
     );
 }

@@ -5,7 +5,15 @@
 // client's model chooses: a project file the session may not read must not reach /inputs,
 // named directly, through a folder that holds it, or through a link made in the project.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { manifest } from "../daemon/fixture.js";
@@ -54,6 +62,35 @@ describe("aido_submit's inputs are held to the session's reads", () => {
       arguments: { goal: "read notes", manifest: manifest("reader"), inputs: ["pub/notes.txt"] },
     });
     expect(ok.isError, textOf(ok)).toBeFalsy();
+  });
+
+  // The daemon copies as itself; the session's container runs as 1000:1000 when the daemon is
+  // root (as the person's uid otherwise), so a root-only file of the project is not its to read.
+  it("refuses a project file or folder its container user may not read, though the daemon may", async () => {
+    const fx = await suite.start();
+    const asRoot = process.getuid?.() === 0;
+    writeFileSync(join(suite.project, "root-only.txt"), "ROOT ONLY\n", { mode: asRoot ? 0o600 : 0o000 });
+    mkdirSync(join(suite.project, "locked"), { mode: asRoot ? 0o700 : 0o000 });
+    if (asRoot) writeFileSync(join(suite.project, "locked", "in.txt"), "LOCKED\n");
+    chmodSync(join(suite.project, "locked"), asRoot ? 0o700 : 0o000);
+    const client = await suite.connect();
+    const c = await fx.client();
+    const direct = await client.callTool({
+      name: "file_read",
+      arguments: { path: "/workspace/root-only.txt" },
+    });
+    expect(direct.isError, "the session itself reads root-only.txt").toBe(true);
+    for (const given of ["root-only.txt", "locked", ...(asRoot ? ["locked/in.txt", "."] : [])]) {
+      const r = await client.callTool({
+        name: "aido_submit",
+        arguments: { goal: "read it", manifest: manifest("reader"), inputs: [given] },
+      });
+      expect(r.isError, `${given} was handed in: ${textOf(r)}`).toBe(true);
+      expect(textOf(r)).toContain("inputs.0");
+      if (asRoot) expect(textOf(r)).toMatch(/its user 1000:1000 may not (read|list|enter)/);
+    }
+    expect((await c.call("goal.list", {})).goals).toHaveLength(0);
+    chmodSync(join(suite.project, "locked"), 0o700);
   });
 
   it("checks again as a queued goal's inputs are copied: a folder swapped for a link to a shut one fails the goal", async () => {
