@@ -11,6 +11,7 @@ import { workspaceKey } from "../intent/intents.js";
 import { admitGoal } from "../kernel/goal-admission.js";
 import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
+import type { InputReader } from "../sandbox/inputs.js";
 import { handshakeRefusal } from "./connections.js";
 import {
   type NodeContext,
@@ -31,6 +32,7 @@ export interface GoalSubmission {
   inputs?: string[];
   workspace?: string;
   inputsWithin?: string;
+  inputsReader?: InputReader;
 }
 
 /** goal.submit: admitted here, enqueued for any node; answers with the id at once. */
@@ -50,6 +52,7 @@ export async function submitGoal(
       ...(s.manifest !== undefined ? { manifest: s.manifest } : {}),
       ...(s.inputs ? { inputs: s.inputs } : {}),
       ...(s.inputsWithin !== undefined ? { inputsWithin: s.inputsWithin } : {}),
+      ...(s.inputsReader !== undefined ? { inputsReader: s.inputsReader } : {}),
     },
   ).inputs;
   const goalId = newGoalId();

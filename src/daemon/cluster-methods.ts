@@ -16,6 +16,7 @@ import {
   goalEndOf,
   type MethodContext,
   refuseWhileClosing,
+  sessionReads,
   subscribeLocal,
   whileClientStays,
 } from "./methods.js";
@@ -37,6 +38,7 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
       ...(p.inputs ? { inputs: p.inputs } : {}),
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
       ...(p.inputs_within !== undefined ? { inputsWithin: p.inputs_within } : {}),
+      ...(p.inputs_as !== undefined ? { inputsReader: sessionReads(ctx, p.inputs_as) } : {}),
     });
   },
   "goal.status": (p, _ctx, node) => node.goals.status(p.goal_id),

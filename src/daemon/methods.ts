@@ -11,6 +11,7 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
+import type { InputReader } from "../sandbox/inputs.js";
 import { newRequestId } from "../security/approval-origin.js";
 import { parseAnchor } from "../security/audit-head.js";
 import { enforceCeiling, loadManifestFromDirs, type SocketCeiling } from "./ceiling.js";
@@ -73,6 +74,19 @@ const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 export function refuseWhileClosing(ctx: MethodContext): void {
   if (ctx.closing()) {
     throw new AidoError(ErrorCode.cancelled, "the Aido daemon is shutting down; nothing new is started", {});
+  }
+}
+
+/**
+ * goal.submit `inputs_as`: what the session of that agent may read of its project, which
+ * every input entry is held to (Sessions.projectReads); a refusal is audited as goal.refused.
+ */
+export function sessionReads(ctx: MethodContext, agentId: string): InputReader {
+  try {
+    return ctx.rt.sessions.projectReads(agentId);
+  } catch (e) {
+    ctx.rt.audit.record("goal.refused", { field: "inputs_as", reason: errorMessage(e) });
+    throw e;
   }
 }
 
@@ -172,6 +186,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
       ...(p.inputs ? { inputs: p.inputs } : {}),
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
       ...(p.inputs_within !== undefined ? { inputsWithin: p.inputs_within } : {}),
+      ...(p.inputs_as !== undefined ? { inputsReader: sessionReads(ctx, p.inputs_as) } : {}),
     });
   },
   "goal.status": (p, { rt }) => rt.goals.status(p.goal_id),

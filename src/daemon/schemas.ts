@@ -54,6 +54,7 @@ export const MethodSchemas = {
     inputs_within: workspaceField.optional(),
     /** An open MCP session submitting the goal: the goal reaches no further than it (kernel/goal-reach.ts). */
     session_id: id.optional(),
+    inputs_as: id.optional(),
   }),
   "goal.status": z.strictObject({ goal_id: id }),
   "goal.wait": z.strictObject({ goal_id: id, timeout_ms: z.number().int().min(0).max(MAX_WAIT_MS) }),

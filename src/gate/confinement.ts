@@ -14,7 +14,7 @@
 
 import { posix } from "node:path";
 import { isWithin } from "../fs/within.js";
-import type { Confinement } from "../sandbox/types.js";
+import type { Confinement, ReadView } from "../sandbox/types.js";
 import type { Grant } from "../security/grants.js";
 import type { PathDenials } from "../security/policy.js";
 import type { SkillAccess } from "../skills/access.js";
@@ -76,4 +76,9 @@ export function confinementFor(
     tmp: privateTmpOf(agentId),
     execute: mayExecuteInFolders(grants),
   };
+}
+
+/** What a confinement lets its holder read: its read globs, less every path it shuts to reads. */
+export function readViewOf(c: Confinement): ReadView {
+  return { read: c.read, deny: [...c.deny, ...c.denyRead] };
 }

@@ -362,6 +362,7 @@ export async function assembleRuntime(
     registry,
     tools,
     audit,
+    policy,
     events,
     newGoalId: () => `${STANDALONE_PREFIX}${newAgentId().slice(2)}`,
     retire: (goalId) => sandboxes.retire(goalId),

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
-import { type CheckedInput, checkInputs, inputRules } from "../sandbox/inputs.js";
+import { type CheckedInput, checkInputs, type InputReader, inputRules } from "../sandbox/inputs.js";
 import type { AuditLog } from "../security/audit.js";
 import { grantsWithin } from "../security/narrowing.js";
 import { requireAllowedModel } from "./spawn.js";
@@ -27,6 +27,8 @@ export interface GoalSubmission {
   workspace?: string;
   /** A folder every input must lie in, resolved (aido mcp serve: its session's project folder). */
   inputsWithin?: string;
+  /** The session whose reads every input entry is held to (goal.submit `inputs_as`, Sessions.projectReads). */
+  inputsReader?: InputReader;
 }
 
 export interface AdmittedGoal {
@@ -63,7 +65,7 @@ export function admitGoal(deps: { config: Config; audit: AuditLog }, s: GoalSubm
     });
     throw e;
   }
-  return { manifest, inputs: checkedInputs(deps, s.inputs ?? [], s.inputsWithin) };
+  return { manifest, inputs: checkedInputs(deps, s.inputs ?? [], s.inputsWithin, s.inputsReader) };
 }
 
 /** Checked before the goal exists: a refusal is audited and nothing is copied. */
@@ -71,6 +73,7 @@ function checkedInputs(
   deps: { config: Config; audit: AuditLog },
   paths: readonly unknown[],
   within: string | undefined,
+  reader: InputReader | undefined,
 ): CheckedInput[] {
   if (!Array.isArray(paths))
     throw new AidoError(ErrorCode.invalidInput, "inputs: must be a list of absolute paths", {
@@ -79,6 +82,7 @@ function checkedInputs(
   try {
     const rules = inputRules(deps.config);
     if (within !== undefined) rules.within = realWithin(within);
+    if (reader !== undefined) rules.reader = reader;
     return checkInputs(paths, rules);
   } catch (e) {
     if (e instanceof AidoError) {

@@ -17,12 +17,17 @@ import { randomBytes } from "node:crypto";
 import { offeredTools } from "../agent/prompt.js";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { confinementFor, readViewOf } from "../gate/confinement.js";
 import type { ToolDef } from "../gate/types.js";
 import type { LoadedManifest } from "../manifest/load.js";
+import { defaultUser } from "../sandbox/docker-options.js";
+import { parseUser } from "../sandbox/folders.js";
+import type { InputReader } from "../sandbox/inputs.js";
 import { checkHostWorkspace, type WorkspaceBinds } from "../sandbox/workspace-binds.js";
 import { folderProject, type ProjectBinding, sessionProject } from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import { parseGrant } from "../security/grants.js";
+import type { PolicyEngine } from "../security/policy.js";
 import type { EventBus } from "./events.js";
 import { type SessionReach, sessionReach } from "./goal-reach.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
@@ -66,6 +71,8 @@ export interface SessionsDeps {
   /** The runtime's tools (what a session may call is offered from these). */
   tools: ReadonlyMap<string, ToolDef<unknown>>;
   audit: AuditLog;
+  /** The operator's rules: which paths a session's reads are shut to (projectReads). */
+  policy: PolicyEngine;
   events: EventBus;
   /** A fresh standalone pseudo-goal id (s_…, as agent.spawn's). */
   newGoalId(): string;
@@ -199,6 +206,30 @@ export class Sessions {
       throw new AidoError(ErrorCode.notFound, `no open session ${sessionId}`, { session_id: sessionId });
     }
     return s;
+  }
+
+  /**
+   * What the session of `agentId` may read of its project (goal.submit `inputs_as`): the host
+   * folder bound as its /workspace, and its read view there: the file_read grants its token
+   * holds less the operator's path deny rules and every path confirm rule (no human
+   * confirmed a copy), as its execs and grep see it, and the user its container runs as
+   * (the daemon, run as root, reads what 1000:1000 may not). Inputs it hands a goal are held to it.
+   */
+  projectReads(agentId: string): InputReader {
+    const s = this.byAgent.get(agentId);
+    if (s === undefined)
+      throw new AidoError(ErrorCode.notFound, `inputs_as: ${agentId} is not the agent of an open session`, {
+        field: "inputs_as",
+      });
+    if (s.info.workspace === null)
+      throw new AidoError(
+        ErrorCode.invalidInput,
+        `inputs_as: the session of ${agentId} has no project folder to hand inputs from`,
+        { field: "inputs_as" },
+      );
+    const grants = s.info.grants.map(parseGrant);
+    const confinement = confinementFor(grants, this.deps.policy.closedPaths(new Set()), agentId, undefined);
+    return { root: s.info.workspace, user: parseUser(defaultUser()), ...readViewOf(confinement) };
   }
 
   /** The open session whose agent this is, if any. */

@@ -95,7 +95,7 @@ export function orchestratorTable(config: Config, version: string) {
         const r: { goal_id: string } = await ctx.link.client.call("goal.submit", {
           ...p,
           session_id: ctx.session.session_id,
-          ...(p.inputs !== undefined ? sessionInputs(p.inputs, workspace) : {}),
+          ...(p.inputs !== undefined ? sessionInputs(p.inputs, ctx.session) : {}),
           ...(workspace !== null ? { workspace } : {}),
         });
         ctx.submitted.add(r.goal_id);

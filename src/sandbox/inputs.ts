@@ -35,7 +35,10 @@ import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { isStrictlyWithin, isWithin } from "../fs/within.js";
 import { removeTreeNoFollow } from "./folders.js";
+import { type InputReader, unreadableBy } from "./input-reader.js";
 import { fdPath } from "./untrusted-files.js";
+
+export type { InputReader } from "./input-reader.js";
 
 /** One checked input: the resolved path copied from, the name it gets under /inputs. */
 export interface CheckedInput {
@@ -43,6 +46,8 @@ export interface CheckedInput {
   name: string;
   /** The folder the input must lie in (InputRules.within), checked again on the opened entry as it is copied. */
   within?: string;
+  /** What of it may be copied (InputRules.reader), checked again on every entry as it is copied. */
+  reader?: InputReader;
 }
 
 export interface InputRules {
@@ -57,6 +62,8 @@ export interface InputRules {
    * for the copy, so a folder of the path swapped for a link meanwhile cannot lead out of it.
    */
   within?: string;
+  /** Every entry, at submit and as it is copied, must be one this session may read (within its root). */
+  reader?: InputReader;
 }
 
 /** The folder under AIDO_HOME from which inputs may come (run-aido.sh stages files there). */
@@ -112,12 +119,17 @@ export function checkInputs(paths: readonly unknown[], rules: InputRules): Check
     confine(field, named, real, rules.home);
     if (rules.within !== undefined) confineWithin(field, named, real, rules.within);
     refusePseudoFs(field, real, named);
-    const name = basename(named) || basename(real);
+    const name = inputName(named, real);
     if (names.has(name))
       refuse(ErrorCode.invalidInput, field, `a second input named "${name}" (${named})`, named);
     names.add(name);
-    walkSync(real, field, tally);
-    return { path: real, name, ...(rules.within !== undefined ? { within: rules.within } : {}) };
+    walkSync(real, field, tally, rules.reader);
+    return {
+      path: real,
+      name,
+      ...(rules.within !== undefined ? { within: rules.within } : {}),
+      ...(rules.reader !== undefined ? { reader: rules.reader } : {}),
+    };
   });
 }
 
@@ -138,7 +150,7 @@ export async function copyInputs(
     const tally = new Tally(rules);
     for (const [i, input] of inputs.entries()) {
       const field = `inputs.${i}`;
-      await copyTop(input.path, join(staging, input.name), field, tally, rules.home, input.within);
+      await copyTop(input, join(staging, input.name), field, tally, rules.home);
     }
     for (const input of inputs) await fsp.rename(join(staging, input.name), join(inputsDir, input.name));
   } finally {
@@ -174,6 +186,16 @@ class Tally {
       );
     }
   }
+}
+
+/**
+ * The name an input gets under /inputs: the last name the user gave, or, where that is no
+ * name (a trailing "/", "." or ".."), the resolved folder's (else "dir/.." copied onto the
+ * goal's own folder and failed it with EEXIST).
+ */
+function inputName(named: string, real: string): string {
+  const given = basename(named);
+  return given === "" || given === "." || given === ".." ? basename(real) : given;
 }
 
 /** Inside the folder `within` (a real path), or refused naming it. */
@@ -216,8 +238,9 @@ function confine(field: string, named: string, real: string, home: string): void
   }
 }
 
-function walkSync(path: string, field: string, tally: Tally): void {
+function walkSync(path: string, field: string, tally: Tally, reader: InputReader | undefined): void {
   const st = lstatOrRefuse(path, field);
+  if (reader !== undefined) mayRead(field, path, path, st, reader);
   if (st.isSymbolicLink() || st.isFile()) {
     tally.add(field, path, st.isFile() ? st.size : 0);
     return;
@@ -236,7 +259,7 @@ function walkSync(path: string, field: string, tally: Tally): void {
   } catch (e) {
     refuse(ErrorCode.invalidInput, field, `${path} cannot be read: ${errorMessage(e)}`, path);
   }
-  for (const name of names) walkSync(join(path, name), field, tally);
+  for (const name of names) walkSync(join(path, name), field, tally, reader);
 }
 
 /**
@@ -244,13 +267,13 @@ function walkSync(path: string, field: string, tally: Tally): void {
  * entry is now is confined again: the path it was checked at may have been swapped since.
  */
 async function copyTop(
-  path: string,
+  input: CheckedInput,
   to: string,
   field: string,
   tally: Tally,
   home: string,
-  within: string | undefined,
 ): Promise<void> {
+  const { path, within, reader } = input;
   const st = lstatOrRefuse(path, field);
   if (st.isSymbolicLink())
     refuse(ErrorCode.invalidInput, field, `${path} changed into a link since it was checked`, path);
@@ -260,8 +283,10 @@ async function copyTop(
     const now = readlinkSync(fdPath(fd));
     confine(field, path, now, home);
     if (within !== undefined) confineWithin(field, path, now, within);
+    const read = reader === undefined ? undefined : { reader, at: now };
     refusePseudoFs(field, fdPath(fd), path);
-    if (st.isDirectory()) await copyDir(fd, path, to, field, tally);
+    if (read !== undefined) mayRead(field, path, now, st, read.reader);
+    if (st.isDirectory()) await copyDir(fd, path, to, field, tally, read);
     else if (st.isFile()) await copyFile(fd, path, to, field, tally);
     else
       refuse(
@@ -275,8 +300,24 @@ async function copyTop(
   }
 }
 
-/** Copy the entries of the open folder `dirFd` (shown as `shown`) into the new folder `to`. */
-async function copyDir(dirFd: number, shown: string, to: string, field: string, tally: Tally): Promise<void> {
+/** Where a session's reads are checked as a folder is copied: the real path the opened folder is at. */
+interface ReadAt {
+  reader: InputReader;
+  at: string;
+}
+
+/**
+ * Copy the entries of the open folder `dirFd` (shown as `shown`) into the new folder `to`;
+ * with `read`, each only if the session may read it where the opened folder is.
+ */
+async function copyDir(
+  dirFd: number,
+  shown: string,
+  to: string,
+  field: string,
+  tally: Tally,
+  read?: ReadAt,
+): Promise<void> {
   tally.add(field, shown, 0);
   await fsp.mkdir(to, { mode: 0o755 });
   await fsp.chmod(to, 0o755);
@@ -284,6 +325,8 @@ async function copyDir(dirFd: number, shown: string, to: string, field: string, 
     const at = fdPath(dirFd, name);
     const from = join(shown, name);
     const st = lstatOrRefuse(at, field, from);
+    const inner = read === undefined ? undefined : { reader: read.reader, at: join(read.at, name) };
+    if (inner !== undefined) mayRead(field, from, inner.at, st, inner.reader);
     if (st.isSymbolicLink()) {
       tally.add(field, from, 0);
       await fsp.symlink(readlinkSync(at), join(to, name));
@@ -293,7 +336,7 @@ async function copyDir(dirFd: number, shown: string, to: string, field: string, 
         sameEntry(fd, st, from, field);
         if (st.isDirectory()) {
           refusePseudoFs(field, fdPath(fd), from);
-          await copyDir(fd, from, join(to, name), field, tally);
+          await copyDir(fd, from, join(to, name), field, tally, inner);
         } else await copyFile(fd, from, join(to, name), field, tally);
       } finally {
         closeSync(fd);
@@ -344,6 +387,21 @@ function openOrRefuse(path: string, flags: number, field: string, shown = path):
   } catch (e) {
     return refuse(ErrorCode.invalidInput, field, `${shown} cannot be read: ${errorMessage(e)}`, shown);
   }
+}
+
+/**
+ * The session of `reader` may read the host path `real` (inside its root): as its /workspace
+ * path, matched by a read glob and by no deny glob; refused naming it otherwise.
+ */
+function mayRead(field: string, shown: string, real: string, st: Stats, reader: InputReader): void {
+  const why = unreadableBy(reader, real, st);
+  if (why !== undefined)
+    refuse(
+      ErrorCode.policyDenied,
+      field,
+      `${shown} is not readable by the session that hands it in (${why}); a session hands in only what it may read`,
+      shown,
+    );
 }
 
 /** The opened entry is the one lstat saw: not swapped between the two. */

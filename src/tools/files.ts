@@ -10,6 +10,7 @@
 import { posix } from "node:path";
 import { z } from "zod";
 import { AidoError, ErrorCode } from "../errors.js";
+import { readViewOf } from "../gate/confinement.js";
 import type { ToolContext, ToolDef } from "../gate/types.js";
 import type { ReadView } from "../sandbox/types.js";
 import { matchPath } from "../security/glob.js";
@@ -23,7 +24,7 @@ const CONTENT_MAX = 10 * 1024 * 1024;
 function readView(ctx: ToolContext, tool: string): ReadView {
   const c = ctx.confinement;
   if (!c) throw new AidoError(ErrorCode.capabilityDenied, `${tool} needs the caller's confinement; refused`);
-  return { read: c.read, deny: [...c.deny, ...c.denyRead] };
+  return readViewOf(c);
 }
 /**
  * The call's cancel, for each sandbox call: it ends the call while it waits (the goal frozen by

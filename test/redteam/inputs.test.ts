@@ -140,3 +140,44 @@ describe("goal.submit inputs under attack", () => {
     expect(end.error).toContain(`is outside ${project}`);
   });
 });
+
+describe("goal.submit inputs_within and inputs_as from a socket client", () => {
+  it("refuses a relative or missing inputs_within, and an inputs_as that is no open session's agent, naming the field", async () => {
+    const c = await open();
+    const file = join(suite.outside, "data.txt");
+    writeFileSync(file, "data\n");
+    const submit = (extra: Record<string, unknown>) =>
+      c.call("goal.submit", { goal: "read", manifest: reader, inputs: [file], ...extra } as never).then(
+        () => "accepted",
+        (e: Error) => e.message,
+      );
+    expect(await submit({ inputs_within: "project" })).toContain("inputs_within");
+    expect(await submit({ inputs_within: join(suite.outside, "nope") })).toContain("inputs_within: ");
+    const unknown = await submit({ inputs_as: "a_nobody" });
+    expect(unknown).toContain("inputs_as: a_nobody is not the agent of an open session");
+    const refused = (await c.call("audit.query", { kind: "goal.refused" })).entries;
+    expect(refused.map((e) => (e.payload as { field: string }).field)).toContain("inputs_as");
+    expect((await c.call("goal.list", {})).goals).toHaveLength(0);
+  });
+});
+
+describe("goal.submit input names", () => {
+  it("names an input spelled with a trailing . or .. after the folder it resolves to, inside /inputs", async () => {
+    const c = await open();
+    suite.server.script('manifest "reader"', [turn.text("read")]);
+    const top = join(suite.outside, "top");
+    mkdirSync(join(top, "sub"), { recursive: true });
+    writeFileSync(join(top, "data.txt"), "data\n");
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "read",
+      manifest: reader,
+      inputs: [join(top, "sub", ".."), `${join(top, "sub")}/.`],
+    } as never);
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
+    expect(end.error).toBeUndefined();
+    expect(end.state).toBe("succeeded");
+    const inputs = join(suite.fx.home.config.goalsDir, goal_id, "inputs");
+    expect(readdirSync(inputs).sort()).toEqual(["sub", "top"]);
+    expect(readFileSync(join(inputs, "top", "data.txt"), "utf8")).toBe("data\n");
+  });
+});
