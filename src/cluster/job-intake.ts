@@ -18,7 +18,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Job, Queue } from "bullmq";
 import { errorMessage } from "../errors.js";
 import { isGoalId } from "../kernel/goals.js";
-import type { NodeContext } from "./context.js";
+import { type NodeContext, withoutNodeSecrets } from "./context.js";
 import { writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalRunner, GoalJob } from "./goal-runner.js";
 import { RedisKeys } from "./redis-keys.js";
@@ -236,7 +236,10 @@ export class JobIntake {
         this.log(`cluster: could not put goal ${id}'s failed job back in the queue: ${errorMessage(e)}`);
         continue;
       }
-      const reason = `the goal was queued but its job had failed (${failedReason.slice(0, 300)}); the job is waiting again`;
+      // The failed reason is whatever was written to Redis (a worker's error, which may name
+      // the URL's user, or a writer's text): blanked before it is audited and logged.
+      const why = withoutNodeSecrets(failedReason, this.ctx.config).slice(0, 300);
+      const reason = `the goal was queued but its job had failed (${why}); the job is waiting again`;
       this.rt.audit.record("cluster.goal_requeued", { reason }, { goalId: id });
       this.log(`cluster: goal ${id}: ${reason}`);
     }

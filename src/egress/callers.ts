@@ -30,6 +30,7 @@
 
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { AidoError, ErrorCode } from "../errors.js";
+import { decodedViews } from "./secret-spellings.js";
 import { EGRESS_BASE_PORT, EGRESS_SLOTS, type EgressCaller } from "./types.js";
 
 /** One caller's place on its goal's relay. */
@@ -63,9 +64,13 @@ export interface CallCredentials {
 
 const PASSWORD_BYTES = 24;
 
-/** A call's credentials as written: its key (an HMAC-SHA256, base64url), ".", its secret. */
+/**
+ * A call's credentials as written: its key (an HMAC-SHA256, base64url), ".", its secret; found
+ * at each dot, whatever touches them (`x<key>.<secret>y`, a decoy key before another dot: a
+ * match consumes only its dot). Before, a word character on either side hid them.
+ */
 const CALL_CREDENTIALS = new RegExp(
-  `(?<![\\w-])([\\w-]{43})\\.([\\w-]{${Math.ceil((PASSWORD_BYTES * 4) / 3)}})(?![\\w-])`,
+  `\\.(?<=([\\w-]{43})\\.)(?=([\\w-]{${Math.ceil((PASSWORD_BYTES * 4) / 3)}}))`,
   "g",
 );
 
@@ -202,15 +207,19 @@ export class EgressCallers {
    * call running or ended: a command of one call can leave them in a file (`printf %s
    * "$HTTP_PROXY" > f`) that a later call reads, whose own credentials are others, and they
    * still speak as the agent (authenticate). Found by their form as a call's exec is given
-   * them, each checked by its key.
+   * them, as written or in a spelling credentialSpellings blanks (secret-spellings.ts
+   * decodedViews: percent-encoded, base64 or hex on one line), each checked by its key.
    */
   callCredentialsIn(caller: EgressCaller, text: string): { password: string; key: string; secret: string }[] {
     const slot = this.byGoal.get(caller.goalId)?.get(caller.agentId);
     if (!slot) return [];
     const found = new Map<string, { password: string; key: string; secret: string }>();
-    for (const [password, key = "", secret = ""] of text.matchAll(CALL_CREDENTIALS)) {
-      if (timingSafeEqual(digest(key), digest(callKey(slot.password, secret))))
-        found.set(password, { password, key, secret });
+    for (const view of decodedViews(text)) {
+      for (const [, key = "", secret = ""] of view.matchAll(CALL_CREDENTIALS)) {
+        const password = `${key}.${secret}`;
+        if (!found.has(password) && timingSafeEqual(digest(key), digest(callKey(slot.password, secret))))
+          found.set(password, { password, key, secret });
+      }
     }
     return [...found.values()];
   }

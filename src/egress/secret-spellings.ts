@@ -8,7 +8,9 @@
 // What is blanked is what tools print on one line by themselves: no scrubber can follow a
 // model that re-encodes on purpose (base64 wrapped at 76 columns, `xxd -p` at 60, reversed,
 // spaced, rot13, a character at a time). The credentials work only on the caller's own relay
-// port, from its own goal's network, and a call's only while that call runs (docs/egress.md).
+// port, from its own goal's network (a call's after the call ended too: docs/egress.md).
+
+import { unescape as percentDecoded } from "node:querystring";
 
 /** A base64 core shorter than this is not blanked: it could be ordinary text. */
 const MIN_CORE = 16;
@@ -70,4 +72,31 @@ function base64Cores(s: string): string[] {
     cores.push(core.toString("base64"), core.toString("base64url"));
   }
   return cores;
+}
+
+/**
+ * A run of base64 (or base64url) characters, and of hex digits, long enough to hold a call's
+ * credentials (76 characters: 102 in base64, 152 in hex). Shorter runs are not decoded: each
+ * is a view of its own, and a text of many short ones (a listing of hashes) cost seconds.
+ */
+const BASE64_RUN = /[A-Za-z0-9+/_-]{100,}/g;
+const HEX_RUN = /[0-9a-fA-F]{152,}/g;
+
+/**
+ * `text` and what it says decoded in each spelling credentialSpellings blanks: percent-decoded,
+ * and each run of base64 (from each of its first four characters) or hex (from each of its
+ * first two) decoded on its own. A credential found in one of them (egress/callers.ts
+ * callCredentialsIn) is blanked in `text` through its spellings: before, another call's
+ * credentials a file held as `env | base64 -w0` or hex printed reached a later call's model.
+ */
+export function decodedViews(text: string): string[] {
+  const views = [text];
+  if (text.includes("%")) views.push(percentDecoded(text));
+  for (const [run] of text.matchAll(BASE64_RUN)) {
+    for (let off = 0; off < 4; off++) views.push(Buffer.from(run.slice(off), "base64").toString("latin1"));
+  }
+  for (const [run] of text.matchAll(HEX_RUN)) {
+    for (let off = 0; off < 2; off++) views.push(Buffer.from(run.slice(off), "hex").toString("latin1"));
+  }
+  return views;
 }

@@ -5,23 +5,21 @@
 // Real redis-server (watched with MONITOR), real agentd child processes.
 
 import { spawn } from "node:child_process";
-import { Queue } from "bullmq";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { beforeAll, describe, expect, it } from "vitest";
 import { GOAL_QUEUE, RedisKeys } from "../../src/cluster/redis-keys.js";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, turn } from "../support/provider-server.js";
+import type { ProviderServer } from "../support/provider-server.js";
 import {
   conversationsStarted,
-  forGoal,
   HEARTBEAT_MS,
   LEASE_MS,
-  manifest,
   type Node,
   type RedisServer,
   startNode,
 } from "./fixture.js";
 import { withCluster } from "./support/file-cluster.js";
+import { backInQueue, failJob, makeOrphan, withPausedQueue } from "./support/orphans.js";
 
 let server: ProviderServer;
 let redis: RedisServer;
@@ -39,44 +37,6 @@ beforeAll(async () => {
     return st.enabled && st.nodes.filter((n) => n.alive).length === 3 ? true : undefined;
   });
 }, 60_000);
-
-/**
- * An orphan: a queued goal whose job failed. The queue must be paused while it is made, so
- * no node takes the job first. Returns the goal id.
- */
-async function makeOrphan(name: string): Promise<string> {
-  server.script(forGoal(name), [turn.text(`done ${name}`)]);
-  const c = await nodes[0]!.client();
-  const goalId = (await c.call("goal.submit", { goal: `run ${name}`, manifest: manifest() })).goal_id;
-  expect(await raw.hget(RedisKeys.goal(goalId), "state")).toBe("queued");
-  return goalId;
-}
-
-async function failJob(goalId: string): Promise<void> {
-  await raw
-    .multi()
-    .lrem(`bull:${GOAL_QUEUE}:wait`, 0, goalId)
-    .lrem(`bull:${GOAL_QUEUE}:paused`, 0, goalId)
-    .zadd(`bull:${GOAL_QUEUE}:failed`, Date.now(), goalId)
-    .hset(`bull:${GOAL_QUEUE}:${goalId}`, "failedReason", "goal still runs on another node")
-    .exec();
-}
-
-/** Runs `fn` with the goal queue paused (so no node takes a job while an orphan is made). */
-async function withPausedQueue(fn: (queue: Queue) => Promise<void>): Promise<void> {
-  const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-  const queue = new Queue(GOAL_QUEUE, { connection });
-  try {
-    await queue.pause();
-    await fn(queue);
-  } finally {
-    await queue.close();
-    connection.disconnect();
-  }
-}
-
-const backInQueue = (goalId: string) => async () =>
-  (await raw.zscore(`bull:${GOAL_QUEUE}:failed`, goalId)) === null ? true : undefined;
 
 describe("cluster mode: the orphan sweep", () => {
   it("is done by one node per heartbeat period, not by every node", async () => {
@@ -106,19 +66,19 @@ describe("cluster mode: the orphan sweep", () => {
   }, 30_000);
 
   it("is not held off for a period by a node with a slower heartbeat holding the lease", async () => {
-    await withPausedQueue(async (queue) => {
-      const goalId = await makeOrphan("sweep-slow");
+    await withPausedQueue(redis.url, async (queue) => {
+      const goalId = await makeOrphan(server, nodes[0]!, "sweep-slow", raw);
       // What a node configured with heartbeat_ms 20000 leaves when its heartbeat takes the
       // lease: its id and the time by Redis's clock, kept for its own heartbeat.
       const [sec, micro] = await raw.time();
       const now = Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
       await raw.set(RedisKeys.sweepLease, `sweep-slow ${now}`, "PX", 20_000);
-      await failJob(goalId);
+      await failJob(raw, goalId);
       const failedAt = Date.now();
       await queue.resume();
 
       // The 0.5 s nodes sweep once their own period has passed, not after the slow node's 20 s.
-      await until(backInQueue(goalId), 10_000);
+      await until(backInQueue(raw, goalId), 10_000);
       expect(Date.now() - failedAt).toBeLessThan(10_000);
       expect((await raw.get(RedisKeys.sweepLease))?.split(" ")[0]).not.toBe("sweep-slow");
       const c = await nodes[0]!.client();
@@ -129,8 +89,8 @@ describe("cluster mode: the orphan sweep", () => {
   }, 60_000);
 
   it("puts an orphan back when the node holding the sweep lease is killed -9", async () => {
-    await withPausedQueue(async (queue) => {
-      const goalId = await makeOrphan("sweep-orphan");
+    await withPausedQueue(redis.url, async (queue) => {
+      const goalId = await makeOrphan(server, nodes[0]!, "sweep-orphan", raw);
 
       // The lease holder is killed while its lease has most of a period left to run.
       const holder = await until(async () => {
@@ -143,13 +103,13 @@ describe("cluster mode: the orphan sweep", () => {
       const victim = nodes.find((n) => n.id === holder);
       expect(victim).toBeDefined();
       await victim!.kill();
-      await failJob(goalId);
+      await failJob(raw, goalId);
       const failedAt = Date.now();
       await queue.resume();
 
       // Another node takes the next period's lease and puts the job back: well within the
       // dead node's liveness lease.
-      await until(backInQueue(goalId), LEASE_MS);
+      await until(backInQueue(raw, goalId), LEASE_MS);
       expect(Date.now() - failedAt).toBeLessThan(LEASE_MS);
       const survivor = nodes.find((n) => n.id !== holder)!;
       const s = await survivor.client();

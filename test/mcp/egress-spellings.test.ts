@@ -14,6 +14,12 @@ import { textOf } from "./fixture.js";
 
 const { suite, start, sessionFile } = useEgressSession(UPSTREAM_NETS.mcpSpellings);
 
+/** The session with the file tools that show a file's text. */
+const WITH_FILE_TOOLS = SESSION.replace(
+  '  - "tool: file_read"\n',
+  '  - "tool: file_read"\n  - "tool: file_read_many"\n  - "tool: grep"\n',
+);
+
 const py = (expr: string) => `$(python3 -c 'import os,sys,base64,urllib.parse as u; print(${expr})' "$p")`;
 
 /** Each line one spelling, as a tool (or a one-line encoding) prints it. */
@@ -87,11 +93,7 @@ it("credentials one call wrote to a file reach the model blanked through the fil
   // file_read and grep showed the file as written, and exec's own list would not have held
   // the earlier call's credentials either.
   await start();
-  const manifest = SESSION.replace(
-    '  - "tool: file_read"\n',
-    '  - "tool: file_read"\n  - "tool: file_read_many"\n  - "tool: grep"\n',
-  );
-  const client = await suite.connect({ args: ["--manifest", sessionFile(manifest)] });
+  const client = await suite.connect({ args: ["--manifest", sessionFile(WITH_FILE_TOOLS)] });
   const wrote = await client.callTool({
     name: "exec",
     arguments: { command: 'printf "proxy=%s\\n" "$HTTP_PROXY" > /workspace/proxy-url' },
@@ -112,5 +114,51 @@ it("credentials one call wrote to a file reach the model blanked through the fil
     expect(r.isError ?? false, text).toBe(false);
     expect(text, call.name).toMatch(/proxy=http:\/\/[^:]+:\[hidden\]@/);
     expect(revealed(text, [password, key, secret]), call.name).toEqual([]);
+  }
+}, 180_000);
+
+it("another call's credentials a file holds encoded, or touching other characters, reach a later call's model blanked", async () => {
+  // Before, a later call found them only as written with no letter, digit, "-" or "_" on either
+  // side (a decoy key before another dot hid them too), and never percent-encoded, base64 or hex:
+  // the spellings its own exec's output is blanked in.
+  await start();
+  const client = await suite.connect({ args: ["--manifest", sessionFile(WITH_FILE_TOOLS)] });
+  const decoy = "d".repeat(43);
+  const wrote = await client.callTool({
+    name: "exec",
+    arguments: {
+      command: [
+        PRINT.split("\n").slice(0, 2).join("\n"),
+        'printf "touching=x%sy\\n" "$p" > /workspace/f-touching',
+        `printf "decoy=${decoy}.%s\\n" "$p" > /workspace/f-decoy`,
+        `echo "pct-dot=$(printf %s "$p" | sed 's/[.]/%2E/')" > /workspace/f-pct`,
+        'echo "b64-env=$(env | base64 -w0)" > /workspace/f-b64',
+        `echo "hex=${py(`os.environ["HTTP_PROXY"].encode().hex()`)}" > /workspace/f-hex`,
+      ].join("\n"),
+    },
+  });
+  expect(wrote.isError ?? false, textOf(wrote)).toBe(false);
+  const url = new URL(readFileSync(join(suite.project, "proxy-url"), "utf8"));
+  const password = decodeURIComponent(url.password);
+  const [key, secret] = password.split(".") as [string, string];
+  // Each file alone: one spelling found blanks the credentials everywhere in the text.
+  for (const [file, name] of [
+    ["touching", "touching"],
+    ["decoy", "decoy"],
+    ["pct", "pct-dot"],
+    ["b64", "b64-env"],
+    ["hex", "hex"],
+  ]) {
+    const path = `/workspace/f-${file}`;
+    for (const call of [
+      { name: "file_read", arguments: { path } },
+      { name: "exec", arguments: { command: `cat ${path}` } },
+    ]) {
+      const r = await client.callTool(call);
+      const text = textOf(r);
+      expect(r.isError ?? false, text).toBe(false);
+      expect.soft(text, `${call.name} ${name}`).toMatch(new RegExp(`^${name}=.*\\[hidden\\]`, "m"));
+      expect.soft(revealed(text, [password, key, secret]), `${call.name} ${name}`).toEqual([]);
+    }
   }
 }, 180_000);
