@@ -150,3 +150,15 @@ export function knownPart(written: string, vars: KnownVars): { path: string; who
   const dir = fixed.slice(0, fixed.lastIndexOf("/") + 1);
   return dir === "/" || dir === "" ? undefined : { path: dir, whole: false };
 }
+
+/** A word (its double quotes taken out) that is a variable whole, then a fixed rest: `$d`, `${d}/`, `"$d"/x`. */
+const VAR_LEAD =
+  /^\$(?:([A-Za-z_][A-Za-z0-9_]*|[0-9@*])|\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])\})(\/[^$`*?[\]~\\'"]*)?$/;
+
+/** The variable a removed word is whole (and the fixed rest after it); undefined for any other word. */
+export function wholeVariable(written: string): { name: string; rest: string } | undefined {
+  if (/['\\]/.test(written)) return undefined;
+  const m = VAR_LEAD.exec(written.replaceAll('"', ""));
+  const name = m?.[1] ?? m?.[2];
+  return m && name !== undefined ? { name, rest: m[3] ?? "" } : undefined;
+}

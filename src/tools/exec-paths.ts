@@ -41,7 +41,7 @@ import { refuseEnvWrites } from "./exec-env-writes.js";
 import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } from "./exec-known.js";
 import { runTimeNamed } from "./exec-merge.js";
 import { assignedPaths, cwdPath, refuseOldPwd, refuseRebound, runsRuntimeRemoval } from "./exec-removals.js";
-import { hasSubstitution, substitutionRemoval, xargsRemoval } from "./exec-substitutions.js";
+import { hasSubstitution, readRemoval, substitutionRemoval, xargsRemoval } from "./exec-substitutions.js";
 
 export { CONTAINER_HOME } from "./exec-known.js";
 
@@ -182,6 +182,7 @@ async function pathsFrom(
     const fed = xargsRemoval(analysis, i, knownValues, `${name} run by xargs`, {
       dirs: from ?? undefined,
       privateTmp,
+      remover: c,
     });
     if (fed !== undefined) await r.judge(fed, dirs, "write", `${name} run by xargs`, true, false, true);
     for (const at of deletes?.at ?? []) writes.set(at, [...(writes.get(at) ?? []), c.argv[at]!]);
@@ -220,7 +221,7 @@ async function pathsFrom(
             continue;
           }
           const via = `argument ${k} of ${name}`;
-          const place = { dirs: from ?? undefined, privateTmp };
+          const place = { dirs: from ?? undefined, privateTmp, remover: c };
           if (removing && access === "write" && hasSubstitution(text)) {
             // `rm -rf "$(dirname ~/x)"`: the path it prints, where known; else refused or left to the domain.
             const value = substitutionRemoval(text, knownValues, via, place);
@@ -237,6 +238,9 @@ async function pathsFrom(
               const path = hasSubstitution(p) ? substitutionRemoval(p, knownValues, via, place) : p;
               if (path !== undefined) await r.judge(path, dirs, "write", via, true, false, true);
             }
+            // `echo ~ | { read d; rm -rf "$d"; }`: what the stage piped into read prints.
+            for (const p of readRemoval(text, analysis, knownValues, via, place))
+              await r.judge(p, dirs, "write", via, true, false, true);
           }
           const known = knownPart(text, vars);
           // Only a word that is the path whole names what is removed (`rm -r ~/*`: not the folder).

@@ -3,14 +3,15 @@
 // removedOperands), for exec-paths.ts to judge as removals: the caller's private folder itself
 // needs a grant (exec-resolver.ts). Here: what a command find runs removes of what find found,
 // the run-time words that name the shell's folder ($PWD) or the one before it ($OLDPWD), and
-// a variable the command gives a known value (`d=$TMPDIR; rm -rf "$d"`).
+// a variable the command gives a known value (`d=$TMPDIR; rm -rf "$d"`), and the values a
+// script's positional parameters take from the words after it (`sh s.sh ~`).
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import type { SimpleCommand } from "../security/shell-analysis.js";
 import { commandName, removedOperands } from "../security/shell-operands.js";
-import { type KnownVars, knownPart } from "./exec-known.js";
-import { hasSubstitution } from "./exec-substitutions.js";
+import { type KnownVars, knownPart, wholeVariable } from "./exec-known.js";
+import { hasSubstitution, substitutionValue } from "./exec-substitutions.js";
 
 /** The shell's folder: `$PWD`, `${PWD}`, `$(pwd)`, `` `pwd -P` ``. */
 const CWD = String.raw`\$PWD|\$\{PWD\}|\$\(pwd(?: -[LP])?\)|` + "`pwd(?: -[LP])?`";
@@ -119,22 +120,18 @@ const FOUND = /\$(?:[0-9@*]|\{[0-9@*])|\{\}/;
  * temp file, not what find found); `read` or `getopts` give one any value.
  */
 function mayBeFound(written: string, analysis: CommandAnalysis, depth = 0): boolean {
-  const m = VAR_LEAD.exec(written.replaceAll('"', ""));
-  const name = m?.[1] ?? m?.[2];
-  if (name === undefined || depth > MAX_VAR_CHAIN || /['\\]/.test(written)) return true;
+  const name = wholeVariable(written)?.name;
+  if (name === undefined || depth > MAX_VAR_CHAIN) return true;
   const values = valuesOf(name, analysis);
   const read = analysis.commands.some(
     (c) => ["read", "getopts"].includes(commandName(c)) && c.argv.slice(1).includes(name),
   );
   if (values.length === 0 || read) return true;
   return values.some(
-    (v) => FOUND.test(v) || (VAR_LEAD.test(v.replaceAll('"', "")) && mayBeFound(v, analysis, depth + 1)),
+    (v) => FOUND.test(v) || (wholeVariable(v) !== undefined && mayBeFound(v, analysis, depth + 1)),
   );
 }
 
-/** A word (its double quotes taken out) that is a variable whole, then a fixed rest: `$d`, `${d}/`, `"$d"/x`. */
-const VAR_LEAD =
-  /^\$(?:([A-Za-z_][A-Za-z0-9_]*|[0-9@*])|\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])\})(\/[^$`*?[\]~\\'"]*)?$/;
 /** A value the text shows whole (double quotes around it taken out). */
 const FIXED_VALUE = /^[^$`*?[\]~\\'"]+$/;
 /** How many variables deep a value is followed (`a=~; b=$a`). */
@@ -156,12 +153,10 @@ export function assignedPaths(
   vars: KnownVars,
   depth = 0,
 ): string[] {
-  if (depth > MAX_VAR_CHAIN || /['\\]/.test(written)) return [];
-  const m = VAR_LEAD.exec(written.replaceAll('"', ""));
-  const name = m?.[1] ?? m?.[2];
-  if (!m || name === undefined) return [];
-  const rest = m[3] ?? "";
-  return valuesOf(name, analysis).flatMap((value) => {
+  const v = wholeVariable(written);
+  if (depth > MAX_VAR_CHAIN || v === undefined) return [];
+  const rest = v.rest;
+  return valuesOf(v.name, analysis).flatMap((value) => {
     // find's `{}` is what find found: judged with find's starting points (runsRuntimeRemoval).
     if (value.includes("{}")) return [];
     const bare = value.replace(/^"([^"]*)"$/, "$1");
@@ -186,4 +181,30 @@ function valuesOf(name: string, analysis: CommandAnalysis): string[] {
   return [...analysis.assignedValues, ...declared].flatMap((a) =>
     a.startsWith(`${name}=`) || (all && /^[1-9][0-9]*=/.test(a)) ? [a.slice(a.indexOf("=") + 1)] : [],
   );
+}
+
+/**
+ * The values a script's positional parameters take from the words after it (`sh s.sh ~ "$d"`:
+ * `1=/tmp/agent-<id>`, `2=` each value the command gives d), as assignments its analysis
+ * judges like those of `sh -c CODE NAME A` (CommandAnalysis.assignedValues): each word is
+ * resolved where the command runs (its HOME, its variables, a substitution it computes), since
+ * the script may start with another HOME; one not known is bound as written (`"$(ls)"`, judged
+ * in the script like a removed substitution). `$0` is the script's path.
+ */
+export function scriptPositionals(
+  script: string,
+  words: readonly { value: string; dynamic: boolean }[],
+  analysis: CommandAnalysis,
+  vars: KnownVars,
+): string[] {
+  const known = { vars, assigned: (w: string) => assignedPaths(w, analysis, vars) };
+  const computed = (w: string) => (hasSubstitution(w) ? (substitutionValue(w, known) ?? w) : w);
+  const values = (a: { value: string; dynamic: boolean }): string[] => {
+    if (!a.dynamic) return [a.value];
+    const start = knownPart(a.value, vars);
+    if (start?.whole) return [start.path];
+    const assigned = known.assigned(a.value);
+    return assigned.length > 0 ? assigned.map(computed) : [computed(a.value)];
+  };
+  return [`0=${script}`, ...words.flatMap((a, n) => values(a).map((v) => `${n + 1}=${v}`))];
 }

@@ -27,9 +27,10 @@ import { CLEARED_ENVIRONMENT } from "../security/policy-variables.js";
 import { analyzeCommandUncached, basename, type CommandAnalysis } from "../security/shell.js";
 import { isDescriptorPath } from "../security/shell-sh.js";
 import { WRAPPERS } from "../security/shell-wrappers.js";
-import { type StartVars, scriptStartVars } from "./exec-known.js";
+import { knownVars, type StartVars, scriptStartVars } from "./exec-known.js";
 import { movedBySourced, runTimeNamed } from "./exec-merge.js";
 import { type ExecPlace, execPaths, startDirs } from "./exec-paths.js";
+import { scriptPositionals } from "./exec-removals.js";
 import type { ScopeWord } from "./exec-scope.js";
 import { argsOf, linkedProgram, refuse, type Site, shebangShell, siteOf } from "./exec-script-sites.js";
 
@@ -113,6 +114,7 @@ class Planner {
     const started: { i: number; shown: string; dirs: string }[] = [];
     const named = runTimeNamed(analysis);
     let assigned = { ...named, assignedNames: [...named.assignedNames, ...this.alsoAssigned] };
+    const positionals = this.positionals(assigned, start);
     for (const [i, c] of analysis.commands.entries()) {
       const site = siteOf(argsOf(c));
       if (site === undefined) continue;
@@ -135,7 +137,8 @@ class Planner {
       started.push({ i, shown, dirs: JSON.stringify(dirs) });
       // The script's `~`, $HOME, $TMPDIR and mktemp: what this code gave it (`HOME=D sh s.sh`: D).
       const vars = scriptStartVars(start, assigned.assignedNames, c.assigns, site.kind === "source");
-      const judged = await this.judge(site, depth, where, movesDir, dirs, vars);
+      const bound = positionals.get(`${site.kind}\0${site.path}`) ?? [];
+      const judged = await this.judge(site, depth, where, movesDir, dirs, vars, bound);
       if (!judged) continue;
       // `. s.sh` runs s.sh in this shell: a cd in it moves what comes after (scripts included).
       if (site.kind === "source" && judged.movesDir) {
@@ -166,7 +169,28 @@ class Planner {
     return { code: this.rewrite(code, analysis, runs, where), moved };
   }
 
-  /** Judge the script a site runs, from the directories it starts in (`dirs`: where its relative paths resolve). */
+  /**
+   * For each script the code runs (kind + path as written), the values its positional parameters
+   * take from the words after it, at every site that runs it (exec-removals.ts scriptPositionals).
+   */
+  private positionals(analysis: CommandAnalysis, start: StartVars): Map<string, string[]> {
+    const vars = knownVars(start, analysis.assignedNames);
+    const bound = new Map<string, string[]>();
+    for (const c of analysis.commands) {
+      const site = siteOf(argsOf(c));
+      if (site === undefined || typeof site === "string") continue;
+      const key = `${site.kind}\0${site.path}`;
+      const words = argsOf(c).slice(site.at + 1);
+      const values = scriptPositionals(site.path, words, analysis, vars);
+      bound.set(key, [...new Set([...(bound.get(key) ?? []), ...values])]);
+    }
+    return bound;
+  }
+
+  /**
+   * Judge the script a site runs, from the directories it starts in (`dirs`: where its relative
+   * paths resolve), its positional parameters bound to `bound` (`1=/workspace/x`).
+   */
   private async judge(
     site: Site,
     depth: number,
@@ -174,14 +198,15 @@ class Planner {
     movesDir: boolean,
     dirs: string[],
     start: StartVars,
+    bound: readonly string[],
   ): Promise<Judged | null> {
     const key = `${site.kind}\0${site.path}`;
     const known = this.judged.get(key);
-    const from = JSON.stringify([dirs, start.home, start.tmpdir, start.splits === true]);
+    const from = JSON.stringify([dirs, start.home, start.tmpdir, start.splits === true, bound]);
     if (known !== undefined && this.judgedFrom.get(key) === from) return known;
     if (known !== undefined) {
       throw refuse(
-        `${where} runs the script ${site.path} from different directories, or with a different HOME or TMPDIR`,
+        `${where} runs the script ${site.path} from different directories, with a different HOME or TMPDIR, or with other arguments; run it once, or from one script`,
       );
     }
     if (!site.path.startsWith("/") && (movesDir || dirs.length !== 1)) {
@@ -258,7 +283,8 @@ class Planner {
     }
     // Its scripts first: one it sources that changes directory moves its commands after it.
     const pinned = await this.pin(file.content, analysis, depth + 1, `the script ${path}`, dirs[0]!, start);
-    const judgedAs = movedBySourced(analysis, pinned.moved);
+    const moved = movedBySourced(analysis, pinned.moved);
+    const judgedAs = { ...moved, assignedValues: [...moved.assignedValues, ...bound] };
     const files = await execPaths(this.sandbox, judgedAs, dirs, place);
     this.needs.push({ kind: "file_read", path, via: SCRIPT_VIA }, ...execNeeds(analysis), ...files.needs);
     this.words.push(...files.words);

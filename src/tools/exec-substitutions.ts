@@ -6,15 +6,17 @@
 // lists names the command cannot spell the folder with (a fresh name from mktemp; ls or find
 // of relative names without `..`, outside the private folder and its parents); any other is
 // refused as unjudgeable (docs/security.md). The same holds for a variable whose value is a
-// substitution (`d=$(echo ~)`) and for what xargs hands a removal (`echo ~ | xargs rm -rf`).
+// substitution (`d=$(echo ~)`), for what xargs hands a removal (`echo ~ | xargs rm -rf`) and for
+// a variable `read` sets from a pipe (`echo ~ | { read d; rm -rf "$d"; }`). In the private folder,
+// rm -f of the entries ls lists runs (`cd ~ && rm -f $(ls *.o)`: entriesOnly).
 
 import { posix } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { isWithin } from "../fs/within.js";
 import { analyzeCommand, type CommandAnalysis } from "../security/shell.js";
 import type { SimpleCommand } from "../security/shell-analysis.js";
-import { commandName } from "../security/shell-operands.js";
-import { type KnownVars, knownPart } from "./exec-known.js";
+import { commandName, removedOperands } from "../security/shell-operands.js";
+import { type KnownVars, knownPart, wholeVariable } from "./exec-known.js";
 
 /** A word that is one substitution whole (double-quoted or not), then a fixed rest: `"$(C)/x"`, `$(C)/x`. */
 const SUBSTITUTION = /^(?:"\$\((.*)\)(\/[^"$`\\]*)?"|\$\((.*)\))(\/[^$`*?[\]~\\'"]*)?$/s;
@@ -114,10 +116,14 @@ function wordPath(c: SimpleCommand, k: number, known: WordValues, depth: number)
 /** Programs whose output is only names: a fresh one (mktemp), or entries of the folders their words name. */
 const LISTERS: ReadonlySet<string> = new Set(["ls", "find"]);
 
-/** Where a removal runs: the folders it may start in (undefined: not known) and the caller's private folder. */
+/**
+ * Where a removal runs: the folders it may start in (undefined: not known), the caller's private
+ * folder, and the command that removes (`remover`: rm -f of files may take ls's names there).
+ */
 export interface RemovalPlace {
   dirs: readonly string[] | undefined;
   privateTmp: string | undefined;
+  remover?: SimpleCommand;
 }
 
 /**
@@ -165,19 +171,84 @@ export function xargsRemoval(
   place: RemovalPlace,
 ): string | undefined {
   const c = analysis.commands[index]!;
-  if (!c.wrappers.includes("xargs") || !REMOVERS.has(commandName(c))) return undefined;
+  if (!c.wrappers.includes("xargs") || !(REMOVERS.has(commandName(c)) || movesFed(c))) return undefined;
+  return fedValue(analysis, index, `xargs ${c.argv.join(" ")}`, "what xargs reads", known, via, place);
+}
+
+/**
+ * mv run by xargs moves away what xargs hands it when every operand is a source (`-t D`) or
+ * xargs puts it in a source's place (`-I{} mv {} D`: a run-time word among mv's sources).
+ */
+function movesFed(c: SimpleCommand): boolean {
+  if (commandName(c) !== "mv") return false;
+  const end = c.argv.indexOf("--");
+  const options = c.argv.slice(1, end < 0 ? undefined : end);
+  return (
+    options.some((a) => /^-[A-Za-z]*t/.test(a) || a.startsWith("--target-directory")) ||
+    removedOperands(c).some((k) => c.argDynamic[k])
+  );
+}
+
+/**
+ * What command `index` reads on its stdin from the stage before it in a pipeline, as a path,
+ * where that stage is one command the judge computes (`echo ~ | ...`); undefined when it only
+ * lists names and is left to the domain; refused otherwise (from a file, the terminal, `cat`).
+ */
+function fedValue(
+  analysis: CommandAnalysis,
+  index: number,
+  written: string,
+  source: string,
+  known: WordValues,
+  via: string,
+  place: RemovalPlace,
+): string | undefined {
   const stages = analysis.pipelines.find((p) => p.some((stage) => stage.includes(index))) ?? [];
   const feeding = stages
     .slice(
       0,
-      stages.findIndex((stage) => stage.includes(index)),
+      Math.max(
+        0,
+        stages.findIndex((stage) => stage.includes(index)),
+      ),
     )
     .flat();
   const fed = feeding.map((k) => analysis.commands[k]!);
   const value = fed.length === 1 ? printed(fed[0]!, ".", known, 0) : undefined;
-  if (value === undefined)
-    refuseUnknownListing(`xargs ${c.argv.join(" ")}`, "what xargs reads", fed, via, place);
+  if (value === undefined) refuseUnknownListing(written, source, fed, via, place);
   return value;
+}
+
+/**
+ * The paths a removed variable that `read` gives a value names (`echo ~ | { read d; rm -rf
+ * "$d"; }`): what the stage piped into that read prints (fedValue), the fixed rest after it.
+ * Read from anywhere else (`while read d; do ... done < list`), it is refused as unjudgeable.
+ */
+export function readRemoval(
+  written: string,
+  analysis: CommandAnalysis,
+  known: WordValues,
+  via: string,
+  place: RemovalPlace,
+): string[] {
+  const v = wholeVariable(written);
+  if (v === undefined) return [];
+  return analysis.commands.flatMap((c, i) => {
+    if (commandName(c) !== "read" || !readNames(c).includes(v.name)) return [];
+    const value = fedValue(analysis, i, written, `what read reads (into ${v.name})`, known, via, place);
+    return value === undefined ? [] : [value + v.rest];
+  });
+}
+
+/** The variables `read [-r] [-p PROMPT] NAME...` sets. */
+function readNames(c: SimpleCommand): string[] {
+  const args = c.argv.slice(1);
+  const names: string[] = [];
+  for (let k = 0; k < args.length; k++) {
+    if (args[k] === "-p") k++;
+    else if (!args[k]!.startsWith("-")) names.push(args[k]!);
+  }
+  return names;
 }
 
 function refuseUnknownListing(
@@ -195,7 +266,7 @@ function refuseUnknownListing(
   const lists = subs.some((s) => LISTERS.has(commandName(s)));
   const held =
     listsNames && lists && place.privateTmp !== undefined
-      ? holdingDir(place.dirs, place.privateTmp)
+      ? holdingDir(place.dirs, place.privateTmp, entriesOnly(subs, place.remover))
       : undefined;
   if (subs.length > 0 && listsNames && held === undefined) return;
   const why =
@@ -207,10 +278,46 @@ function refuseUnknownListing(
   });
 }
 
-/** The first folder a removal may run in that is the private folder or holds it ("a folder not known" when unknown). */
-function holdingDir(dirs: readonly string[] | undefined, privateTmp: string): string | undefined {
+/**
+ * The first folder a removal may run in that is the private folder or holds it ("a folder not
+ * known" when unknown); the private folder itself not when the removal takes only its entries
+ * (`inFolder`: entriesOnly).
+ */
+function holdingDir(
+  dirs: readonly string[] | undefined,
+  privateTmp: string,
+  inFolder: boolean,
+): string | undefined {
   if (dirs === undefined) return "a folder not known before it runs";
-  return dirs.find((d) => isWithin(d, privateTmp));
+  return dirs.find((d) => isWithin(d, privateTmp) && !(inFolder && d === privateTmp));
+}
+
+/**
+ * Whether a listing, run in the private folder, hands the remover only entries of it, never the
+ * folder: ls of names with no `/` that do not start with `.` (`*.o`; not `.`, `..`, `.*`, `d/x`),
+ * without -a (which lists `.` and `..`), to rm without -r, -R or -d, which removes no folder
+ * (`cd ~ && rm -f $(ls *.o)`). Recursive removal of what ls lists stays refused, as `rm -r ~/*` is.
+ */
+function entriesOnly(subs: readonly SimpleCommand[], remover: SimpleCommand | undefined): boolean {
+  const lsWord = (w: string) => {
+    const bare = w.replace(/^'([^']*)'$/, "$1").replace(/^"([^"$`\\]*)"$/, "$1");
+    if (w.startsWith("-")) return /^-[A-Za-z0-9]+$/.test(w) && !w.includes("a");
+    return relativeName(w) && !bare.includes("/") && !bare.startsWith(".");
+  };
+  const listsEntries = subs.every((s) => commandName(s) === "ls" && s.argv.slice(1).every(lsWord));
+  return listsEntries && remover !== undefined && removesFilesOnly(remover);
+}
+
+/** rm with only options that remove no folder (-f, -i, -I, -v), its run-time words substitutions or what xargs hands it. */
+function removesFilesOnly(c: SimpleCommand): boolean {
+  if (commandName(c) !== "rm") return false;
+  let operands = false;
+  return c.argv.slice(1).every((a, k) => {
+    if (c.argDynamic[k + 1]) return hasSubstitution(a) || wholeVariable(a) !== undefined;
+    if (operands || !a.startsWith("-")) return true;
+    if (a === "--") operands = true;
+    return a === "--" || /^-[fiIv]+$/.test(a) || a === "--force" || a === "--verbose";
+  });
 }
 
 /** An option, or a relative name or pattern that stays in the folder it is opened from. */

@@ -15,6 +15,9 @@
 //     reached through a variable, left to the domain;
 //   - cd ~ && rm -rf $(ls -A): ls of relative names, in the folder itself;
 //   - set -- ~; rm -rf "$1", sh -c 'shift; rm -rf "$1"' _ x ~: positionals rebound at run time.
+//   - sh s.sh ~ with `rm -rf "$1"` in s.sh: a script's positionals, not bound;
+//   - echo ~ | { read d; rm -rf "$d"; }, while read d; ... done < list: a variable read gives;
+//   - echo ~ | xargs mv -t D, xargs -I{} mv {} D: what xargs hands mv, not judged.
 // The agent may read /workspace/** and write /workspace/out/** only.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -45,13 +48,20 @@ const PROGRAMS = [
   "printf",
   "ls",
   "xargs",
+  "git",
 ];
 const worker = readAllWriteOut(PROGRAMS);
 
 beforeAll(async () => {
   b = await openSharedBench({
     profiles: { worker },
-    files: { "/workspace/out/.keep": "", "/workspace/pub/a.txt": "a\n" },
+    files: {
+      "/workspace/out/.keep": "",
+      "/workspace/pub/a.txt": "a\n",
+      "/workspace/out/s.sh": 'rm -rf "$1"\n',
+      "/workspace/out/each.sh": 'for d; do rm -rf "$d"; done\n',
+      "/workspace/out/list": "",
+    },
     setup: "chmod -R a+rwX /workspace",
   });
 }, 240_000);
@@ -362,4 +372,129 @@ describe("a removal xargs runs on what the stage before it prints", () => {
     expectOk(await b.exec("worker", "cd /workspace/out && echo x > c.o && find . -name '*.o' | xargs rm -f"));
     expect(b.exists("/workspace/out/c.o")).toBe(false);
   }, 60_000);
+});
+
+describe("xargs running a shell whose code removes its positional parameters", () => {
+  // Judged as what the stage before xargs prints (the shell's rm is run by xargs).
+  refusesEach([
+    `echo ~ | xargs sh -c 'rm -rf "$@"' sh`,
+    `echo @P | xargs sh -c 'for d; do rm -rf "$d"; done' sh`,
+    `echo ~ | xargs sh -c 'rm -rf "$0"'`,
+  ]);
+  refusesEachUnjudgeable(
+    [`ls -d ~ | xargs sh -c 'rm -rf "$1"' sh`, `cat /workspace/out/list | xargs sh -c 'rm -rf "$@"' sh`],
+    /what xargs reads prints a path known only at run time/,
+  );
+
+  it("still runs it on relative names find lists in /workspace/out", async () => {
+    expectOk(
+      await b.exec(
+        "worker",
+        `cd /workspace/out && echo x > e.o && find . -name '*.o' | xargs sh -c 'rm -f "$@"' sh`,
+      ),
+    );
+    expect(b.exists("/workspace/out/e.o")).toBe(false);
+  }, 60_000);
+});
+
+describe("a script's positional parameters bound to the words after it", () => {
+  // s.sh is `rm -rf "$1"`, each.sh `for d; do rm -rf "$d"; done`: each emptied the folder.
+  refusesEach([
+    "sh /workspace/out/s.sh ~",
+    "sh /workspace/out/each.sh /workspace/out/x @P",
+    'd=$TMPDIR; sh /workspace/out/s.sh "$d"',
+    'sh /workspace/out/s.sh "$(echo ~)"',
+    "sh /workspace/out/s.sh /workspace/out/x; sh /workspace/out/s.sh ~",
+  ]);
+  refusesEachUnjudgeable(
+    ['sh /workspace/out/s.sh "$(cat /workspace/out/list)"'],
+    /prints a path known only at run time/,
+  );
+
+  it("still runs one that removes a file it is handed", async () => {
+    await keep();
+    expectOk(
+      await b.exec("worker", "echo x > /workspace/out/y2 && sh /workspace/out/s.sh /workspace/out/y2"),
+    );
+    expect(b.exists("/workspace/out/y2")).toBe(false);
+    expectOk(await b.exec("worker", "sh /workspace/out/s.sh ~/keep"));
+    expect(await kept()).toBe("");
+  }, 60_000);
+});
+
+describe("a variable read gives, removed", () => {
+  // Each emptied the folder: read's variable had no value the judge saw.
+  refusesEach([
+    'echo ~ | { read d; rm -rf "$d"; }',
+    'echo @P | while read -r d; do rm -rf "$d"; done',
+    'printf %s "$TMPDIR" | { IFS= read -r d; rmdir "$d"/; }',
+  ]);
+  refusesEachUnjudgeable(
+    [
+      'while read d; do rm -rf "$d"; done < /workspace/out/list',
+      'cat /workspace/out/list | while read d; do rm -rf "$d"; done',
+      'ls -d ~ | { read d; rm -rf "$d"; }',
+    ],
+    /what read reads/,
+  );
+
+  it("still runs a loop over relative names find lists in /workspace/out", async () => {
+    expectOk(
+      await b.exec(
+        "worker",
+        `cd /workspace/out && echo x > r.o && find . -name '*.o' | while read -r f; do rm -f "$f"; done`,
+      ),
+    );
+    expect(b.exists("/workspace/out/r.o")).toBe(false);
+  }, 60_000);
+});
+
+describe("mv of a word the judge cannot compute", () => {
+  refusesEachUnjudgeable(
+    ['mv "$(cat /workspace/out/list)" /workspace/out/away', 'mv "$(ls -d ~)" /workspace/out/away'],
+    /command substitution prints a path known only at run time/,
+  );
+  refusesEach(['mv "$(echo ~)" /workspace/out/away', 'd=$(echo ~); mv "$d" /workspace/out/away']);
+  // Each emptied the folder: mv run by xargs was not judged (mv copies across, then removes).
+  refusesEach([
+    "mkdir -p /workspace/out/away && echo ~ | xargs mv -t /workspace/out/away",
+    "echo @P | xargs -I{} mv {} /workspace/out/away",
+  ]);
+
+  it("still runs mv of names ls lists in /workspace/out", async () => {
+    expectOk(
+      await b.exec(
+        "worker",
+        "cd /workspace/out && mkdir -p mvd && echo x > m.o && mv $(ls *.o) mvd/ && rm -rf mvd",
+      ),
+    );
+    expect(b.exists("/workspace/out/m.o")).toBe(false);
+  }, 60_000);
+});
+
+describe("rm -f of names ls lists in the private folder", () => {
+  it("runs cd ~ && rm -f $(ls *.o): entries of the folder, never the folder itself", async () => {
+    await keep();
+    expectOk(await b.exec("worker", "cd ~ && echo x > a.o && rm -f $(ls *.o)"));
+    expectOk(await b.exec("worker", "cd ~ && echo x > b.o && ls *.o | xargs rm -f"));
+    const left = await b.inner.exec({
+      argv: ["sh", "-c", 'ls "$1"', "sh", tmp()],
+      confinement: "unconfined",
+    });
+    expect(left.stdout).toBe("keep\n");
+    expect(await kept()).toBe("k\n");
+  }, 60_000);
+
+  refusesEachUnjudgeable(
+    [
+      "cd ~ && rm -rf $(ls *)",
+      "cd ~ && rm -f -r $(ls *.o)",
+      "cd ~ && rm -f $(ls -d .)",
+      "cd ~ && rm -d $(ls -a)",
+      "cd ~ && rm -f $(ls .*)",
+      "cd ~ && rm -f $(ls d/*.o)",
+      "cd ~ && rm -f $(git ls-files -o)",
+    ],
+    /lists names in \/|prints a path known only at run time/,
+  );
 });
