@@ -19,6 +19,7 @@
 import type { Job } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import { parseSubmittedBy, type SubmittedBy } from "../security/approval-project.js";
 import type { ApprovalDrops } from "./approval-drops.js";
 import { CancelMarks } from "./cancel-marks.js";
 import type { NodeContext } from "./context.js";
@@ -37,6 +38,8 @@ export interface GoalJob {
   inputs: PackedInputs;
   /** The node whose socket took the submission. */
   via: string;
+  /** The MCP session that submitted it (absent: the user): on the goal's row where it runs. */
+  submitted_by?: SubmittedBy;
 }
 
 export class ClusterGoalRunner {
@@ -187,6 +190,7 @@ export class ClusterGoalRunner {
           goal: data.goal,
           ...(data.manifest !== undefined ? { manifest: data.manifest } : {}),
           ...(inputs.length > 0 ? { inputs } : {}),
+          ...submittedByOfJob(data),
         },
         { goalId },
       );
@@ -449,4 +453,10 @@ export class ClusterGoalRunner {
       { goal_id: goalId },
     );
   }
+}
+
+/** The job's submitted_by, as the owner's row keeps it (a job from Redis is read, not trusted to be well formed). */
+function submittedByOfJob(job: GoalJob): { submittedBy?: SubmittedBy } {
+  const by = parseSubmittedBy(job.submitted_by);
+  return by === undefined ? {} : { submittedBy: by };
 }

@@ -11,6 +11,7 @@ import { workspaceKey } from "../intent/intents.js";
 import { admitGoal } from "../kernel/goal-admission.js";
 import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
+import type { SubmittedBy } from "../security/approval-project.js";
 import { handshakeRefusal } from "./connections.js";
 import {
   type NodeContext,
@@ -31,6 +32,8 @@ export interface GoalSubmission {
   inputs?: string[];
   workspace?: string;
   inputsWithin?: string;
+  /** The MCP session that submitted it (goal.submit `session_id`): carried in the job to the row of the node that runs it. */
+  submittedBy?: SubmittedBy;
 }
 
 /** goal.submit: admitted here, enqueued for any node; answers with the id at once. */
@@ -71,6 +74,7 @@ export async function submitGoal(
     ...(s.manifest !== undefined ? { manifest: s.manifest } : {}),
     inputs,
     via: identity.nodeId,
+    ...(s.submittedBy !== undefined ? { submitted_by: s.submittedBy } : {}),
   };
   try {
     await withTimeout(

@@ -20,7 +20,7 @@ import {
   whileClientStays,
 } from "./methods.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
-import { goalManifest } from "./submit-manifest.js";
+import { goalManifest, submittedByOf } from "./submit-manifest.js";
 
 type ClusterHandler<M extends MethodName> = (
   params: ParamsOf<M>,
@@ -37,6 +37,7 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
       ...(p.inputs ? { inputs: p.inputs } : {}),
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
       ...(p.inputs_within !== undefined ? { inputsWithin: p.inputs_within } : {}),
+      ...submittedByOf(p),
     });
   },
   "goal.status": (p, _ctx, node) => node.goals.status(p.goal_id),

@@ -18,7 +18,7 @@ import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
 import { checkIntent } from "./intent-check.js";
 import type { RpcId } from "./protocol.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
-import { admitManifest, goalManifest, manifestAsValue } from "./submit-manifest.js";
+import { admitManifest, goalManifest, manifestAsValue, submittedByOf } from "./submit-manifest.js";
 import { invokeToolWithEvents } from "./tool-invoke.js";
 
 /**
@@ -172,6 +172,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
       ...(p.inputs ? { inputs: p.inputs } : {}),
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
       ...(p.inputs_within !== undefined ? { inputsWithin: p.inputs_within } : {}),
+      ...submittedByOf(p),
     });
   },
   "goal.status": (p, { rt }) => rt.goals.status(p.goal_id),

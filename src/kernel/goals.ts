@@ -28,7 +28,7 @@ import type { Intents } from "../intent/intents.js";
 import type { Usage } from "../llm/types.js";
 import type { MemoryStore } from "../memory/store.js";
 import { goalFolders } from "../sandbox/folders.js";
-import { type ProjectBinding, submittedProject } from "../security/approval-project.js";
+import { goalOnlyProject, type ProjectBinding, submittedProject } from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { AgentRunner } from "./agents.js";
@@ -133,9 +133,16 @@ export class GoalRunner {
     const { manifest, inputs } = admitGoal(this.deps, s);
     const intentId =
       s.workspace === undefined ? undefined : intentAtSubmit(this.deps.intents, this.deps.audit, s.workspace);
-    // Its agents' Allow Always answers bind to the goals submitted from this folder (security/approval-project.ts).
-    const project = s.workspace === undefined ? undefined : submittedProject(s.workspace);
     const id = opts.goalId ?? newGoalId();
+    // Its agents' Allow Always answers bind to the goals submitted from this folder, and to
+    // who submitted it: an MCP session's goal is never the user's (security/approval-project.ts).
+    const by = s.submittedBy;
+    const project =
+      s.workspace !== undefined
+        ? submittedProject(s.workspace, by)
+        : by !== undefined
+          ? goalOnlyProject(id, by)
+          : undefined;
     const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
     this.store.insert({
       id,
@@ -145,6 +152,7 @@ export class GoalRunner {
       outputDir,
       intentId,
       project,
+      submittedBy: by,
     });
     this.deps.audit.record(
       "goal.submitted",
@@ -153,6 +161,7 @@ export class GoalRunner {
         manifest: manifest.name,
         inputs: inputs.map((i) => i.path),
         ...(intentId !== undefined ? { intent_id: intentId } : {}),
+        ...(by !== undefined ? { submitted_by: { ...by } } : {}),
       },
       { goalId: id },
     );
