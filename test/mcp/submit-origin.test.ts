@@ -129,4 +129,46 @@ describe("a goal an MCP session submitted does not pass for the user's own", () 
     expect(await settle(await session(one), "deny")).toEqual([]);
     watch.close();
   }, 240_000);
+
+  it("keeps a session goal's memories apart from the user's goals of the same name", async () => {
+    // Persistent memory on: a goal's private memories are recalled by later goals of its identity.
+    const fx = await suite.start({ config: (c) => (c.persistentMemory = true) });
+    const human = await fx.client();
+    const client = await suite.connect();
+    const rememberer = manifest("bootstrap", { capabilities: ["tool: memory_store", "tool: memory_query"] });
+    /** The next goal stores `content` as a private fact, then ends. */
+    const plant = (content: string) =>
+      suite.server.script("You are bootstrap", [
+        turn.toolUse("memory_store", { content, category: "fact" }),
+        turn.text("noted"),
+      ]);
+    /** The next goal asks its memory about the vault; what it was sent (recall and answer) is returned. */
+    const ask = () => {
+      const s = suite.server.script("You are bootstrap", [
+        turn.toolUse("memory_query", { query: "where is the vault" }),
+        turn.text("looked"),
+      ]);
+      return () => s.requests.map((r) => JSON.stringify(r.body)).join("\n");
+    };
+    const finished = async (goalId: string) =>
+      expect((await human.call("goal.wait", { goal_id: goalId, timeout_ms: 60_000 })).state).toBe(
+        "succeeded",
+      );
+
+    plant("the vault is at user-vault-7");
+    await finished(await userGoal(human, rememberer, "note the vault"));
+    plant("the vault is at session-vault-9");
+    await finished(await sessionGoal(client, rememberer, "note the vault"));
+
+    // The session's goal neither recalls nor finds the user's memory; it finds its own.
+    const seenBySession = ask();
+    await finished(await sessionGoal(client, rememberer, "where is the vault"));
+    expect(seenBySession()).not.toContain("user-vault-7");
+    expect(seenBySession()).toContain("session-vault-9");
+    // The user's goal does not see what the session's goal planted; it sees its own.
+    const seenByUser = ask();
+    await finished(await userGoal(human, rememberer, "where is the vault"));
+    expect(seenByUser()).not.toContain("session-vault-9");
+    expect(seenByUser()).toContain("user-vault-7");
+  }, 240_000);
 });
