@@ -8,8 +8,10 @@
 
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
 import { AidoClient } from "../../src/client/client.js";
 import type { WireEvent } from "../../src/client/types.js";
+import { captureIo } from "../cli/io.js";
 import { manifest } from "../daemon/fixture.js";
 import { turn } from "../support/provider-server.js";
 import { textOf, until, useMcpSuite } from "./fixture.js";
@@ -17,6 +19,13 @@ import { textOf, until, useMcpSuite } from "./fixture.js";
 const suite = useMcpSuite();
 
 type Human = Awaited<ReturnType<typeof suite.fx.client>>;
+
+/** What `aido approvals` prints now (in-process, against the suite's daemon). */
+async function approvalsText(): Promise<string> {
+  const c = captureIo();
+  expect(await runCli(["approvals"], c.io, suite.fx.home.env)).toBe(0);
+  return c.text();
+}
 
 /** The user's own goal (goal.submit from the project folder, as `aido submit` sends it). */
 async function userGoal(human: Human, m: Record<string, unknown>, goal = "write out.md"): Promise<string> {
@@ -62,7 +71,7 @@ describe("a goal an MCP session submitted does not pass for the user's own", () 
         const { approvals } = await human.call("approval.list", {});
         const open = approvals.find((a) => a.goal_id === goalId && a.status === "pending");
         if (open) {
-          asked.push(open as unknown as Record<string, unknown>);
+          asked.push({ ...(open as unknown as Record<string, unknown>), cli: await approvalsText() });
           await human.call("approval.respond", { id: open.id, decision });
           return true;
         }
@@ -95,6 +104,7 @@ describe("a goal an MCP session submitted does not pass for the user's own", () 
     const s1 = await session(one);
     const [q1] = await settle(s1, "allow_always");
     expect(q1?.submitted_by).toEqual({ kind: "mcp_session", session_id: oneId });
+    expect(q1?.cli).toContain(`    submitted by: MCP session ${oneId} (its client's model wrote the goal`);
     const byOne = { kind: "mcp_session", session_id: oneId };
     expect((await human.call("goal.status", { goal_id: s1 })).submitted_by).toEqual(byOne);
     expect((await human.call("goal.list", {})).goals.find((g) => g.goal_id === s1)?.submitted_by).toEqual(
@@ -113,6 +123,7 @@ describe("a goal an MCP session submitted does not pass for the user's own", () 
     const asked = await settle(u1, "allow_always");
     expect(asked).toHaveLength(1);
     expect(asked[0]?.submitted_by).toBeNull();
+    expect(asked[0]?.cli).toContain("    submitted by: you (not an MCP session)");
     expect((await human.call("goal.status", { goal_id: u1 })).submitted_by).toBeUndefined();
     expect(requested(u1)).toHaveLength(1);
     expect(requested(u1)[0]).not.toHaveProperty("submitted_by");

@@ -72,7 +72,7 @@ function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
  * Whose goal asks: the user's own, or one an MCP session's model submitted (approval.list
  * `submitted_by`); a session's goal may bear the name of the user's own.
  */
-export function submittedByText(by: ApprovalRecord["submitted_by"] | undefined): string {
+function submittedByText(by: ApprovalRecord["submitted_by"] | undefined): string {
   if (by === null || by === undefined) return "you (not an MCP session)";
   const id = typeof by.session_id === "string" ? inert(by.session_id) : "(missing)";
   return `MCP session ${id} (its client's model wrote the goal and named its manifest)`;
