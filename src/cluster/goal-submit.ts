@@ -78,7 +78,13 @@ export async function submitGoal(
   };
   try {
     await withTimeout(
-      mirror.create({ goalId, goal: s.goal, via: identity.nodeId, now: Date.now() }),
+      mirror.create({
+        goalId,
+        goal: s.goal,
+        via: identity.nodeId,
+        now: Date.now(),
+        submittedBy: s.submittedBy,
+      }),
       REDIS_ANSWER_MS,
     );
     await withTimeout(

@@ -169,7 +169,8 @@ describe("a goal an MCP session submitted does not pass for the user's own", () 
     plant("the vault is at user-vault-7");
     await finished(await userGoal(human, rememberer, "note the vault"));
     plant("the vault is at session-vault-9");
-    await finished(await sessionGoal(client, rememberer, "note the vault"));
+    const planter = await sessionGoal(client, rememberer, "note the vault");
+    await finished(planter);
 
     // The session's goal neither recalls nor finds the user's memory; it finds its own.
     const seenBySession = ask();
@@ -181,5 +182,13 @@ describe("a goal an MCP session submitted does not pass for the user's own", () 
     await finished(await userGoal(human, rememberer, "where is the vault"));
     expect(seenByUser()).not.toContain("session-vault-9");
     expect(seenByUser()).toContain("user-vault-7");
+
+    // The goal's row keeps who submitted it across a restart.
+    await fx.restart();
+    const after = await fx.client();
+    expect((await after.call("goal.status", { goal_id: planter })).submitted_by).toEqual({
+      kind: "mcp_session",
+      session_id: expect.stringMatching(/^mcp_/),
+    });
   }, 240_000);
 });
