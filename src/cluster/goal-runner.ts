@@ -19,13 +19,14 @@
 import type { Job } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
-import { parseSubmittedBy, type SubmittedBy } from "../security/approval-project.js";
+import type { SubmittedBy } from "../security/approval-project.js";
 import type { ApprovalDrops } from "./approval-drops.js";
 import { CancelMarks } from "./cancel-marks.js";
 import type { NodeContext } from "./context.js";
 import { giveBack } from "./give-back.js";
 import { GoalEnds, writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
+import { submittedByOfJob } from "./goal-submit.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
 import { LostGoals } from "./lost-goals.js";
 
@@ -453,10 +454,4 @@ export class ClusterGoalRunner {
       { goal_id: goalId },
     );
   }
-}
-
-/** The job's submitted_by, as the owner's row keeps it (a job from Redis is read, not trusted to be well formed). */
-function submittedByOfJob(job: GoalJob): { submittedBy?: SubmittedBy } {
-  const by = parseSubmittedBy(job.submitted_by);
-  return by === undefined ? {} : { submittedBy: by };
 }

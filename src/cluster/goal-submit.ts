@@ -11,7 +11,7 @@ import { workspaceKey } from "../intent/intents.js";
 import { admitGoal } from "../kernel/goal-admission.js";
 import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
-import type { SubmittedBy } from "../security/approval-project.js";
+import { parseSubmittedBy, type SubmittedBy } from "../security/approval-project.js";
 import { handshakeRefusal } from "./connections.js";
 import {
   type NodeContext,
@@ -137,4 +137,10 @@ function refuseIntent(rt: Runtime, workspace: string): void {
   const reason = `workspace: ${workspace} has a persistent intent (${active.id}); in cluster mode a goal cannot carry one to the node that runs it. Clear it (aido intent clear) or submit to a daemon outside the cluster`;
   rt.audit.record("goal.refused", { field: "workspace", reason, intent_id: active.id });
   throw new AidoError(ErrorCode.invalidInput, reason, { field: "workspace" });
+}
+
+/** A job's submitted_by, as the owner's row keeps it (a job from Redis is read, not trusted to be well formed). */
+export function submittedByOfJob(job: Pick<GoalJob, "submitted_by">): { submittedBy?: SubmittedBy } {
+  const by = parseSubmittedBy(job.submitted_by);
+  return by === undefined ? {} : { submittedBy: by };
 }

@@ -17,7 +17,9 @@
 // intent as they are spent, and a cap no larger than what the intent's budget has left. That
 // folder also names the goal's project (security/approval-project.ts, kept in its row): its
 // agents' Allow Always answers cover the goals submitted from it later, and not an MCP
-// session that mounts it (the goal's /workspace is its own folder, not that one).
+// session that mounts it (the goal's /workspace is its own folder, not that one). A goal an
+// MCP session submitted records it (`submitted_by`), and its project is bound to it: no
+// answer crosses between the user's goals and a session's of the same name.
 
 import { randomBytes } from "node:crypto";
 import type { LoopResult } from "../agent/loop.js";
@@ -137,12 +139,8 @@ export class GoalRunner {
     // Its agents' Allow Always answers bind to the goals submitted from this folder, and to
     // who submitted it: an MCP session's goal is never the user's (security/approval-project.ts).
     const by = s.submittedBy;
-    const project =
-      s.workspace !== undefined
-        ? submittedProject(s.workspace, by)
-        : by !== undefined
-          ? goalOnlyProject(id, by)
-          : undefined;
+    const folder = s.workspace;
+    const project = folder !== undefined ? submittedProject(folder, by) : by && goalOnlyProject(id, by);
     const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
     this.store.insert({
       id,
