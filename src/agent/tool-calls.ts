@@ -64,7 +64,8 @@ function derivedOf(env: AgentEnv, agent: AgentRecord): Derived {
   if (env.memory)
     services.memory = {
       store: env.memory,
-      identity: memoryIdentity(agent.identity),
+      // A goal an MCP session submitted keeps its memories apart from the user's (memoryIdentity).
+      identity: memoryIdentity(agent.identity, env.projectOf?.(agent.goalId).submitted_by),
       episodic: episodicOn(agent.manifest),
     };
   const derived: Derived = {

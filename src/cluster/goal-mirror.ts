@@ -23,6 +23,7 @@
 import type { Redis } from "ioredis";
 import type { GoalState, GoalStatus } from "../kernel/goal-store.js";
 import type { Usage } from "../llm/types.js";
+import { parseSubmittedBy, type SubmittedBy } from "../security/approval-project.js";
 import { ENDED_TTL_SECONDS, RedisKeys } from "./redis-keys.js";
 
 /** A goal as goal.status shows it, plus the node that owns it (or owned it last). */
@@ -125,7 +126,13 @@ export class GoalMirror {
   constructor(private readonly redis: Redis) {}
 
   /** A submitted goal, queued: written before its job exists. */
-  async create(g: { goalId: string; goal: string; via: string; now: number }): Promise<void> {
+  async create(g: {
+    goalId: string;
+    goal: string;
+    via: string;
+    now: number;
+    submittedBy?: SubmittedBy | undefined;
+  }): Promise<void> {
     await this.redis
       .multi()
       .hset(RedisKeys.goal(g.goalId), {
@@ -133,6 +140,7 @@ export class GoalMirror {
         state: "queued",
         goal: g.goal.slice(0, 2000),
         submitted_via: g.via,
+        ...(g.submittedBy !== undefined ? { submitted_by: JSON.stringify(g.submittedBy) } : {}),
         created_at: String(g.now),
         input_tokens: "0",
         output_tokens: "0",
@@ -373,5 +381,7 @@ function statusOf(h: Record<string, string>): ClusterGoalStatus | undefined {
   const finished = iso(h.finished_at);
   if (finished) s.finished_at = finished;
   if (h.agent_id) s.agent_id = h.agent_id;
+  const by = parseSubmittedBy(h.submitted_by);
+  if (by !== undefined) s.submitted_by = by;
   return s;
 }

@@ -19,12 +19,14 @@
 import type { Job } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import type { SubmittedBy } from "../security/approval-project.js";
 import type { ApprovalDrops } from "./approval-drops.js";
 import { CancelMarks } from "./cancel-marks.js";
 import type { NodeContext } from "./context.js";
 import { giveBack } from "./give-back.js";
 import { GoalEnds, writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
+import { submittedByOfJob } from "./goal-submit.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
 import { LostGoals } from "./lost-goals.js";
 
@@ -37,6 +39,8 @@ export interface GoalJob {
   inputs: PackedInputs;
   /** The node whose socket took the submission. */
   via: string;
+  /** The MCP session that submitted it (absent: the user): on the goal's row where it runs. */
+  submitted_by?: SubmittedBy;
 }
 
 export class ClusterGoalRunner {
@@ -187,6 +191,7 @@ export class ClusterGoalRunner {
           goal: data.goal,
           ...(data.manifest !== undefined ? { manifest: data.manifest } : {}),
           ...(inputs.length > 0 ? { inputs } : {}),
+          ...submittedByOfJob(data),
         },
         { goalId },
       );

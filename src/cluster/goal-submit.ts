@@ -12,6 +12,7 @@ import { admitGoal } from "../kernel/goal-admission.js";
 import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
 import type { InputReader } from "../sandbox/inputs.js";
+import { parseSubmittedBy, type SubmittedBy } from "../security/approval-project.js";
 import { handshakeRefusal } from "./connections.js";
 import {
   type NodeContext,
@@ -33,6 +34,8 @@ export interface GoalSubmission {
   workspace?: string;
   inputsWithin?: string;
   inputsReader?: InputReader;
+  /** The MCP session that submitted it (goal.submit `session_id`): carried in the job to the row of the node that runs it. */
+  submittedBy?: SubmittedBy;
 }
 
 /** goal.submit: admitted here, enqueued for any node; answers with the id at once. */
@@ -74,10 +77,17 @@ export async function submitGoal(
     ...(s.manifest !== undefined ? { manifest: s.manifest } : {}),
     inputs,
     via: identity.nodeId,
+    ...(s.submittedBy !== undefined ? { submitted_by: s.submittedBy } : {}),
   };
   try {
     await withTimeout(
-      mirror.create({ goalId, goal: s.goal, via: identity.nodeId, now: Date.now() }),
+      mirror.create({
+        goalId,
+        goal: s.goal,
+        via: identity.nodeId,
+        now: Date.now(),
+        submittedBy: s.submittedBy,
+      }),
       REDIS_ANSWER_MS,
     );
     await withTimeout(
@@ -130,4 +140,10 @@ function refuseIntent(rt: Runtime, workspace: string): void {
   const reason = `workspace: ${workspace} has a persistent intent (${active.id}); in cluster mode a goal cannot carry one to the node that runs it. Clear it (aido intent clear) or submit to a daemon outside the cluster`;
   rt.audit.record("goal.refused", { field: "workspace", reason, intent_id: active.id });
   throw new AidoError(ErrorCode.invalidInput, reason, { field: "workspace" });
+}
+
+/** A job's submitted_by, as the owner's row keeps it (a job from Redis is read, not trusted to be well formed). */
+export function submittedByOfJob(job: Pick<GoalJob, "submitted_by">): { submittedBy?: SubmittedBy } {
+  const by = parseSubmittedBy(job.submitted_by);
+  return by === undefined ? {} : { submittedBy: by };
 }

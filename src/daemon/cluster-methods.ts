@@ -21,7 +21,7 @@ import {
   whileClientStays,
 } from "./methods.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
-import { goalManifest } from "./submit-manifest.js";
+import { goalManifest, submittedByOf } from "./submit-manifest.js";
 
 type ClusterHandler<M extends MethodName> = (
   params: ParamsOf<M>,
@@ -39,6 +39,7 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
       ...(p.inputs_within !== undefined ? { inputsWithin: p.inputs_within } : {}),
       ...(p.inputs_as !== undefined ? { inputsReader: sessionReads(ctx, p.inputs_as) } : {}),
+      ...submittedByOf(p),
     });
   },
   "goal.status": (p, _ctx, node) => node.goals.status(p.goal_id),

@@ -19,7 +19,7 @@ import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
 import { checkIntent } from "./intent-check.js";
 import type { RpcId } from "./protocol.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
-import { admitManifest, goalManifest, manifestAsValue } from "./submit-manifest.js";
+import { admitManifest, goalManifest, manifestAsValue, submittedByOf } from "./submit-manifest.js";
 import { invokeToolWithEvents } from "./tool-invoke.js";
 
 /**
@@ -187,6 +187,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
       ...(p.inputs_within !== undefined ? { inputsWithin: p.inputs_within } : {}),
       ...(p.inputs_as !== undefined ? { inputsReader: sessionReads(ctx, p.inputs_as) } : {}),
+      ...submittedByOf(p),
     });
   },
   "goal.status": (p, { rt }) => rt.goals.status(p.goal_id),

@@ -3,13 +3,15 @@
 // with `session_id` (an MCP session's aido_submit) held to that session's reach as well
 // (kernel/goal-reach.ts): a manifest the client named that reaches further is refused,
 // audited as the session's refusal (session.call_refused), and the default bootstrap
-// manifest is narrowed to it. A goal.submit without session_id is as it always was.
+// manifest is narrowed to it. A goal.submit without session_id is as it always was. Such a
+// goal is the session's, not the user's (submittedByOf): recorded on its row as submitted_by.
 
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
 import { narrowToReach, requireWithinReach } from "../kernel/goal-reach.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
+import type { SubmittedBy } from "../security/approval-project.js";
 import { formatGrant } from "../security/grants.js";
 import { bootstrapManifestPath, enforceCeiling, type SocketCeiling } from "./ceiling.js";
 
@@ -57,4 +59,14 @@ export function goalManifest(p: { manifest?: unknown; session_id?: string }, ctx
     throw e;
   }
   return value;
+}
+
+/**
+ * Who a goal.submit with `session_id` comes from: that MCP session (goalManifest has checked it
+ * is open). Kept on the goal's row, shown where a human decides, and bound into its project,
+ * so no Allow Always answer crosses between the user's goals and a session's
+ * (security/approval-project.ts). Without one: the user, nothing to add.
+ */
+export function submittedByOf(p: { session_id?: string }): { submittedBy?: SubmittedBy } {
+  return p.session_id === undefined ? {} : { submittedBy: { kind: "mcp_session", session_id: p.session_id } };
 }

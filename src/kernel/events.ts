@@ -6,6 +6,7 @@
 // able to break an agent.
 
 import type { Usage } from "../llm/types.js";
+import type { SubmittedBy } from "../security/approval-project.js";
 import type { Coverage } from "../security/approval-scope.js";
 import type { AskedBy } from "../security/approval-store.js";
 
@@ -61,6 +62,8 @@ export interface EventPayloads {
     askedBy: AskedBy | null;
     /** The socket request whose call asked (security/approval-origin.ts); absent for an agent's own call. */
     requestId?: string;
+    /** Who submitted the call's goal when the user did not: an MCP session; absent: the user's goal. */
+    submittedBy?: SubmittedBy;
   };
   /** `decision` is the answer, or "timed_out" / "expired" (then `reason` says why). */
   "approval.decided": {

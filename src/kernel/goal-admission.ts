@@ -11,6 +11,7 @@ import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
 import { type CheckedInput, checkInputs, type InputReader, inputRules } from "../sandbox/inputs.js";
+import type { SubmittedBy } from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import { grantsWithin } from "../security/narrowing.js";
 import { requireAllowedModel } from "./spawn.js";
@@ -29,6 +30,8 @@ export interface GoalSubmission {
   inputsWithin?: string;
   /** The session whose reads every input entry is held to (goal.submit `inputs_as`, Sessions.projectReads). */
   inputsReader?: InputReader;
+  /** Who submitted it when the user did not (goal.submit `session_id`): kept on its row, its project bound to it. */
+  submittedBy?: SubmittedBy;
 }
 
 export interface AdmittedGoal {

@@ -15,6 +15,7 @@ import type { MemoryStore } from "../memory/store.js";
 import { memoryIdentity } from "../memory/types.js";
 import { goalFolders, makeGoalFolders } from "../sandbox/folders.js";
 import { type CheckedInput, copyInputs, inputRules } from "../sandbox/inputs.js";
+import { parseSubmittedBy } from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { EventBus } from "./events.js";
@@ -76,7 +77,9 @@ export async function startGoal(
     { goalId: id },
   );
   deps.events.emit("goal.started", id, { agentId: agent.id });
-  const parts = await firstMessage(deps.memory, id, row.text, manifest, readdirSync(folders.inputs));
+  const by = parseSubmittedBy(row.submitted_by);
+  const owner = memoryIdentity(manifest.name, by);
+  const parts = await firstMessage(deps.memory, id, row.text, manifest, owner, readdirSync(folders.inputs));
   const message = intent ? `${parts}\n\n${standingObjective(intent)}` : parts;
   return { agent, message };
 }
@@ -87,6 +90,8 @@ async function firstMessage(
   id: string,
   text: string,
   manifest: LoadedManifest,
+  /** Whose memories are recalled (memoryIdentity: the manifest's name, in its submitter's namespace). */
+  owner: string,
   inputs: string[],
 ): Promise<string> {
   const parts = [text];
@@ -94,7 +99,7 @@ async function firstMessage(
     parts.push(`Input files (read-only):\n${inputs.map((f) => `- /inputs/${f}`).join("\n")}`);
   }
   if (memory && (manifest.memory?.episodic ?? true)) {
-    const recalled = await recallForGoal(memory, text, memoryIdentity(manifest.name), 8, { goalId: id });
+    const recalled = await recallForGoal(memory, text, owner, 8, { goalId: id });
     if (recalled) parts.push(recalled);
   }
   return parts.join("\n\n");

@@ -6,7 +6,12 @@
 import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { Usage } from "../llm/types.js";
-import { type ProjectBinding, parseProject } from "../security/approval-project.js";
+import {
+  type ProjectBinding,
+  parseProject,
+  parseSubmittedBy,
+  type SubmittedBy,
+} from "../security/approval-project.js";
 
 const MIGRATIONS = [
   `CREATE TABLE goals (
@@ -35,6 +40,10 @@ const MIGRATIONS = [
   // ledger charges it with every charge of the goal's accounts, in the same transaction
   // (kernel/goal-intent.ts chargeCarriedIntent), also after the goal ended or the daemon died.
   `ALTER TABLE goals ADD COLUMN carried_intent TEXT;`,
+  // Who submitted it when the user did not (security/approval-project.ts SubmittedBy, JSON): an
+  // MCP session. Shown by goal.status and the approval prompts; its project is bound to it too.
+  // NULL: the user (and every goal made before).
+  `ALTER TABLE goals ADD COLUMN submitted_by TEXT;`,
 ];
 
 export type GoalState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -56,6 +65,8 @@ export interface GoalStatus {
   agent_id?: string;
   /** The persistent intent of the folder it was submitted from, when that folder had one. */
   intent_id?: string;
+  /** Who submitted it when the user did not: an MCP session (absent: the user). */
+  submitted_by?: SubmittedBy;
 }
 
 export interface GoalRow {
@@ -76,6 +87,8 @@ export interface GoalRow {
   output_dir: string;
   agent_id: string | null;
   intent_id: string | null;
+  /** SubmittedBy as JSON; null: the user. */
+  submitted_by: string | null;
 }
 
 export class GoalStore {
@@ -92,10 +105,11 @@ export class GoalStore {
     outputDir: string;
     intentId?: string | undefined;
     project?: ProjectBinding | undefined;
+    submittedBy?: SubmittedBy | undefined;
   }): void {
     prepared(
       this.db,
-      "INSERT INTO goals (id, text, manifest, inputs, state, created_at, output_dir, intent_id, project) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+      "INSERT INTO goals (id, text, manifest, inputs, state, created_at, output_dir, intent_id, project, submitted_by) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
     ).run(
       g.id,
       g.text,
@@ -105,6 +119,7 @@ export class GoalStore {
       g.outputDir,
       g.intentId ?? null,
       g.project ? JSON.stringify(g.project) : null,
+      g.submittedBy ? JSON.stringify(g.submittedBy) : null,
     );
   }
 
@@ -144,6 +159,8 @@ export class GoalStore {
     if (row.finished_at !== null) s.finished_at = iso(row.finished_at);
     if (row.agent_id !== null) s.agent_id = row.agent_id;
     if (row.intent_id !== null) s.intent_id = row.intent_id;
+    const by = parseSubmittedBy(row.submitted_by);
+    if (by !== undefined) s.submitted_by = by;
     return s;
   }
 

@@ -17,7 +17,9 @@
 // intent as they are spent, and a cap no larger than what the intent's budget has left. That
 // folder also names the goal's project (security/approval-project.ts, kept in its row): its
 // agents' Allow Always answers cover the goals submitted from it later, and not an MCP
-// session that mounts it (the goal's /workspace is its own folder, not that one).
+// session that mounts it (the goal's /workspace is its own folder, not that one). A goal an
+// MCP session submitted records it (`submitted_by`), and its project is bound to it: no
+// answer crosses between the user's goals and a session's of the same name.
 
 import { randomBytes } from "node:crypto";
 import type { LoopResult } from "../agent/loop.js";
@@ -28,7 +30,7 @@ import type { Intents } from "../intent/intents.js";
 import type { Usage } from "../llm/types.js";
 import type { MemoryStore } from "../memory/store.js";
 import { goalFolders } from "../sandbox/folders.js";
-import { type ProjectBinding, submittedProject } from "../security/approval-project.js";
+import { goalOnlyProject, type ProjectBinding, submittedProject } from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { AgentRunner } from "./agents.js";
@@ -133,9 +135,12 @@ export class GoalRunner {
     const { manifest, inputs } = admitGoal(this.deps, s);
     const intentId =
       s.workspace === undefined ? undefined : intentAtSubmit(this.deps.intents, this.deps.audit, s.workspace);
-    // Its agents' Allow Always answers bind to the goals submitted from this folder (security/approval-project.ts).
-    const project = s.workspace === undefined ? undefined : submittedProject(s.workspace);
     const id = opts.goalId ?? newGoalId();
+    // Its agents' Allow Always answers bind to the goals submitted from this folder, and to
+    // who submitted it: an MCP session's goal is never the user's (security/approval-project.ts).
+    const by = s.submittedBy;
+    const folder = s.workspace;
+    const project = folder !== undefined ? submittedProject(folder, by) : by && goalOnlyProject(id, by);
     const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
     this.store.insert({
       id,
@@ -145,6 +150,7 @@ export class GoalRunner {
       outputDir,
       intentId,
       project,
+      submittedBy: by,
     });
     this.deps.audit.record(
       "goal.submitted",
@@ -153,6 +159,7 @@ export class GoalRunner {
         manifest: manifest.name,
         inputs: inputs.map((i) => i.path),
         ...(intentId !== undefined ? { intent_id: intentId } : {}),
+        ...(by !== undefined ? { submitted_by: { ...by } } : {}),
       },
       { goalId: id },
     );

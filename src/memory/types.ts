@@ -75,8 +75,11 @@ export interface QueryResult {
  * The memory owner of an agent identity (AgentRecord.identity: the manifest name for a
  * root, the lineage for a model-written child), shared by every incarnation of it, so a
  * persistent agent keeps its memory and a child named like an operator's manifest does not
- * read that manifest's memories.
+ * read that manifest's memories. An agent of a goal an MCP session submitted (`by`: the
+ * goal's submitted_by) owns memories in that session's namespace: the session's client's
+ * model names the manifest, so a session goal named `bootstrap` read and planted the user's
+ * own `bootstrap` goals' private memories (with persistent memory on).
  */
-export function memoryIdentity(agentIdentity: string): string {
-  return `agent:${agentIdentity}`;
+export function memoryIdentity(agentIdentity: string, by?: { session_id: string }): string {
+  return by === undefined ? `agent:${agentIdentity}` : `mcp_session:${by.session_id}/agent:${agentIdentity}`;
 }

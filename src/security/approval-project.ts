@@ -28,6 +28,16 @@
 // A goal given no project folder (the dashboard, a socket client that named none, an MCP
 // session without --workspace, agent.spawn) is its own project: its folders are its own and
 // no other goal's, so its grants cover it alone.
+//
+// Who submitted a goal is part of its project (`submitted_by`, kept on the goal's row). An MCP
+// session's aido_submit names the manifest, so the identity, and the session's folder: a
+// session's goal named `bootstrap` submitted from the user's folder was, to a grant, the user's
+// own `bootstrap` goals, and a human's Allow Always given to the user's goals (egress to a host
+// the session's grants do not reach, under a confirm rule) covered it with nobody asked, or the
+// reverse. A goal a session submitted is bound to that session (`session:<id>:` before the key),
+// so no answer crosses from one origin to another: not from the user's goals to a session's,
+// not from a session's to the user's, nor from one session's to another's (each holds its own
+// grants and its client's model writes its manifests).
 
 import { realpathSync, statSync } from "node:fs";
 import { AidoError, ErrorCode } from "../errors.js";
@@ -44,6 +54,24 @@ export interface ProjectBinding {
    * only (it has no project folder)".
    */
   shown: string;
+  /** Who submitted the goal when it was not the user: an MCP session (its id is in `key` too). */
+  submitted_by?: SubmittedBy;
+}
+
+/** Who submitted a goal that the user did not submit themselves: an MCP session (goal.submit `session_id`). */
+export interface SubmittedBy {
+  kind: "mcp_session";
+  session_id: string;
+}
+
+/** A goal submitted by `by` (none: by the user) is bound to it: its key and its words name the session. */
+function boundTo(binding: ProjectBinding, by: SubmittedBy | undefined): ProjectBinding {
+  if (by === undefined) return binding;
+  return {
+    key: `session:${by.session_id}:${binding.key}`,
+    shown: `${binding.shown}, submitted by MCP session ${inert(by.session_id)}`,
+    submitted_by: { kind: by.kind, session_id: by.session_id },
+  };
 }
 
 /** The project of a host folder an MCP session mounts as /workspace: its real path, inode and birth, read now. */
@@ -54,11 +82,12 @@ export function folderProject(path: string): ProjectBinding {
 
 /**
  * The project of a goal submitted with `workspace`: the goals submitted from that folder,
- * each with a /workspace of its own (never the folder itself, whose session grants it is not).
+ * each with a /workspace of its own (never the folder itself, whose session grants it is not),
+ * by `by` (none: the user).
  */
-export function submittedProject(path: string): ProjectBinding {
+export function submittedProject(path: string, by?: SubmittedBy): ProjectBinding {
   const { real, id } = folderIdentity(path);
-  return { key: `submitted:${id}:${real}`, shown: `goals submitted from ${inert(real)}` };
+  return boundTo({ key: `submitted:${id}:${real}`, shown: `goals submitted from ${inert(real)}` }, by);
 }
 
 /** A folder's real path and `<inode>:<birth ns>` (the change time where no birth is recorded). */
@@ -100,9 +129,12 @@ export function sessionProject(goalId: string, path: string, opened: ProjectBind
   };
 }
 
-/** The project of a goal that was given no project folder: the goal alone. */
-export function goalOnlyProject(goalId: string): ProjectBinding {
-  return { key: `goal:${goalId}`, shown: `goal ${inert(goalId)} only (it has no project folder)` };
+/** The project of a goal that was given no project folder: the goal alone (submitted by `by`, none: the user). */
+export function goalOnlyProject(goalId: string, by?: SubmittedBy): ProjectBinding {
+  return boundTo(
+    { key: `goal:${goalId}`, shown: `goal ${inert(goalId)} only (it has no project folder)` },
+    by,
+  );
 }
 
 /** A stored binding (JSON) back, or undefined when there is none or it is not one. */
@@ -110,9 +142,30 @@ export function parseProject(text: string | null | undefined): ProjectBinding | 
   if (text === null || text === undefined) return undefined;
   try {
     const v = JSON.parse(text) as Partial<ProjectBinding>;
-    if (typeof v.key === "string" && typeof v.shown === "string") return { key: v.key, shown: v.shown };
+    if (typeof v.key === "string" && typeof v.shown === "string") {
+      const by = parseSubmittedBy(v.submitted_by);
+      return by === undefined
+        ? { key: v.key, shown: v.shown }
+        : { key: v.key, shown: v.shown, submitted_by: by };
+    }
   } catch {
     // not JSON: no binding
+  }
+  return undefined;
+}
+
+/** A stored `submitted_by` back, or undefined when there is none or it is not one. */
+export function parseSubmittedBy(v: unknown): SubmittedBy | undefined {
+  if (typeof v === "string") {
+    try {
+      return parseSubmittedBy(JSON.parse(v));
+    } catch {
+      return undefined;
+    }
+  }
+  const by = v as Partial<SubmittedBy> | null | undefined;
+  if (by?.kind === "mcp_session" && typeof by.session_id === "string") {
+    return { kind: "mcp_session", session_id: by.session_id };
   }
   return undefined;
 }

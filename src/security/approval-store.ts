@@ -5,7 +5,7 @@
 
 import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode } from "../errors.js";
-import { type ProjectBinding, parseProject } from "./approval-project.js";
+import { type ProjectBinding, parseProject, type SubmittedBy } from "./approval-project.js";
 import { type Coverage, describeCoverage } from "./approval-scope.js";
 import type { ApprovalDecisionKind } from "./audit-events.js";
 
@@ -109,9 +109,14 @@ export interface ApprovalRecord {
   asked_by: AskedBy | null;
   /** The socket request of the call that asked (request.started); null when no socket call did. */
   request_id: string | null;
+  /** Who submitted the call's goal when the user did not: an MCP session (its project names it); null: the user. */
+  submitted_by: SubmittedBy | null;
 }
 
-type RawRecord = Omit<ApprovalRecord, "input" | "identity" | "project" | "target" | "covers" | "asked_by"> & {
+type RawRecord = Omit<
+  ApprovalRecord,
+  "input" | "identity" | "project" | "target" | "covers" | "asked_by" | "submitted_by"
+> & {
   input: string;
   project: string | null;
   identity: string | null;
@@ -239,7 +244,17 @@ export class ApprovalStore {
       this.allowAlwaysTtlSeconds,
     );
     const asked_by = row.asked_by === null ? null : (JSON.parse(row.asked_by) as AskedBy);
-    return { ...row, identity, project, target, input: JSON.parse(row.input), covers, asked_by };
+    const submitted_by = project?.submitted_by ?? null;
+    return {
+      ...row,
+      identity,
+      project,
+      target,
+      input: JSON.parse(row.input),
+      covers,
+      asked_by,
+      submitted_by,
+    };
   }
 }
 

@@ -308,6 +308,7 @@ export class ApprovalQueue {
             deadline: new Date(deadline).toISOString(),
             asked_by: { ...req.askedBy },
             ...(requestId !== undefined ? { request_id: requestId } : {}),
+            ...(req.project.submitted_by ? { submitted_by: { ...req.project.submitted_by } } : {}),
           },
           { goalId: req.goalId, agentId: req.agentId },
         );

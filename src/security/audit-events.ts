@@ -25,7 +25,14 @@ export type GoalEndState = "succeeded" | "failed" | "cancelled";
 
 /** Payload shape per kind. Interface (not type) so other modules can extend it. */
 export interface AuditPayloads {
-  "goal.submitted": { goal: string; manifest?: string; inputs?: string[] };
+  /** `submitted_by`: the MCP session that submitted it (absent: the user; security/approval-project.ts). */
+  "goal.submitted": {
+    goal: string;
+    manifest?: string;
+    inputs?: string[];
+    intent_id?: string;
+    submitted_by?: { kind: string; session_id: string };
+  };
   /** goal.submit refused before the goal existed (an input outside the rules); names the field. */
   "goal.refused": { field: string; reason: string; intent_id?: string };
   /** `intent_id`: the persistent intent the goal carries; `token_cap`: its root account's limit. */
@@ -75,6 +82,8 @@ export interface AuditPayloads {
     asked_by?: { source: string; rule?: string; text: string };
     /** The socket request that asked (tool.invoke, plan.execute, …: security/approval-origin.ts). */
     request_id?: string;
+    /** The MCP session that submitted the call's goal (absent: the user's goal). */
+    submitted_by?: { kind: string; session_id: string };
   };
   "approval.decided": {
     approval_id: string;

@@ -71,6 +71,34 @@ describe("a queued goal", () => {
   }, 60_000);
 });
 
+describe("a goal an MCP session submitted", () => {
+  it("is shown as the session's in goal.status and approval.list, its job carrying submitted_by", async () => {
+    server.script(forGoal("session-goal"), [
+      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+      turn.text("done session-goal"),
+    ]);
+    const c = await node.client();
+    // The MCP server's own request: the session (aido mcp serve) open on this node's socket.
+    const { session_id } = await c.call("session.open", { client: "cluster test" });
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "write session-goal",
+      manifest: manifest({ approve: true }),
+      session_id,
+    });
+    const by = { kind: "mcp_session", session_id };
+    const pending = await until(async () =>
+      (await c.call("approval.list", {})).approvals.find((x) => x.goal_id === goal_id),
+    );
+    expect(pending.submitted_by).toEqual(by);
+    expect((await c.call("goal.status", { goal_id })).submitted_by).toEqual(by);
+    await c.call("approval.respond", { id: pending.id, decision: "deny" });
+    const ended = await c.call("goal.wait", { goal_id, timeout_ms: 15_000 });
+    expect(ended.state).toBe("succeeded");
+    expect(ended.submitted_by).toEqual(by);
+    await c.call("session.close", { session_id });
+  }, 60_000);
+});
+
 describe("commands written by an attacker", () => {
   it("refuses an approval answer whose decided_by is not a node's, leaving the approval pending", async () => {
     server.script(forGoal("forged-answer"), [

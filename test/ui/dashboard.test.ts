@@ -131,6 +131,7 @@ describe("the dashboard in a browser", () => {
     expect(await req.getByTestId("asked-by").textContent()).toBe(
       "the agent's manifest: approval_required lists file_write",
     );
+    expect(await req.getByTestId("submitted-by").textContent()).toBe("you (not an MCP session)");
     expect(await req.locator("ol.lineage li").allTextContents()).toEqual([
       expect.stringMatching(/^ui-lead /),
       expect.stringMatching(/^ui-writer /),

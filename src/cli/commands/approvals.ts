@@ -60,11 +60,22 @@ function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
   return [
     `${f(a.id)}  ${f(a.tool)}  agent=${f(a.agent_id)} (identity ${f(a.identity)})${a.goal_id ? ` goal=${f(a.goal_id)}` : ""}${a.request_id ? ` request=${f(a.request_id)}` : ""}  (${left})`,
     `    ${f(a.summary)}`,
+    `    submitted by: ${submittedByText(a.submitted_by)}`,
     ...wholeCall(a),
     `    Allow Once:    ${f(covers.allow_once)}`,
     `    Allow Session: ${f(covers.allow_session)}`,
     `    Allow Always:  ${f(covers.allow_always)}`,
   ];
+}
+
+/**
+ * Whose goal asks: the user's own, or one an MCP session's model submitted (approval.list
+ * `submitted_by`); a session's goal may bear the name of the user's own.
+ */
+function submittedByText(by: ApprovalRecord["submitted_by"] | undefined): string {
+  if (by === null || by === undefined) return "you (not an MCP session)";
+  const id = typeof by.session_id === "string" ? inert(by.session_id) : "(missing)";
+  return `MCP session ${id} (its client's model wrote the goal and named its manifest)`;
 }
 
 /** Why a grant is not honoured, in words, by status. */

@@ -104,6 +104,12 @@ function Request({ a, onDecided }: { a: Approval; onDecided(): void }) {
         <dd class="text" data-testid="asked-by">
           {askedBy(a)}
         </dd>
+        <dt>Submitted by</dt>
+        <dd class="text" data-testid="submitted-by">
+          {a.submitted_by
+            ? `MCP session ${visible(a.submitted_by.session_id)} (its client's model wrote the goal)`
+            : "you (not an MCP session)"}
+        </dd>
         <dt>Goal</dt>
         <dd>
           {a.goal_id ? (
