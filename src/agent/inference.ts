@@ -65,14 +65,18 @@ export async function budgetedComplete(
   // the call is charged its bound, else every such call would be free and no cap would hold.
   const unreported = usageUnbelievable(response);
   const used = unreported ? reservation.amount : response.usage.input_tokens + response.usage.output_tokens;
+  let committed = false;
   try {
-    settleQuietly(() => env.budget.commit(reservation, used, unreported ? response.usage : undefined));
+    committed = settleQuietly(() =>
+      env.budget.commit(reservation, used, unreported ? response.usage : undefined),
+    );
   } finally {
     // A call past its bound ends the agent: its span says so (error.type budget_exceeded).
     if (span) endChatSpan(env, agent, span, response, used, used > reservation.amount);
   }
   // The event carries what the goal counts: a report the ledger did not believe never leaves.
-  const told = tellCharged(env, agent, reservation, response.usage);
+  // Committed here: charged what was committed, no need to read it back (a turn's hot path).
+  const told = tellCharged(env, agent, reservation, response.usage, committed ? used : undefined);
   env.events.emit("usage", agent.goalId, { agentId: agent.id, ...(told ?? response.usage) });
   if (used > reservation.amount) {
     const e = new AidoError(
@@ -117,10 +121,18 @@ function spendingFailure(e: unknown): string | undefined {
  * what the provider reported when that was charged, else the charge (the bound of a call
  * whose usage was unreported, or given up or failed after it was sent) with the reported
  * output and the rest as input. Nothing for a refund, nor while the reservation is open
- * (the close of its account charges it). Returns what was told.
+ * (the close of its account charges it). `committed`: what this call's own commit charged,
+ * when it did; else the ledger is asked (the close of its account may have settled it).
+ * Returns what was told.
  */
-function tellCharged(env: AgentEnv, agent: AgentRecord, r: Reservation, reported?: Usage): Usage | undefined {
-  const charged = env.budget.chargedFor(r);
+function tellCharged(
+  env: AgentEnv,
+  agent: AgentRecord,
+  r: Reservation,
+  reported?: Usage,
+  committed?: number,
+): Usage | undefined {
+  const charged = committed ?? env.budget.chargedFor(r);
   if (charged === undefined || (charged === 0 && !reported)) return undefined;
   const told =
     reported && reported.input_tokens + reported.output_tokens === charged
@@ -139,13 +151,15 @@ function chargedAsUsage(charged: number, reported: Usage | undefined): Usage {
  * The agent may have been stopped while its call was in flight, which closed its account
  * and settled the reservation already (charged if sent, refunded if not); settling it
  * again is refused by the ledger and there is nothing left to do: exactly one counts. Anything else (audit failure) still surfaces.
+ * True when `fn` settled it, false when it was already settled.
  */
-function settleQuietly(fn: () => unknown): void {
+function settleQuietly(fn: () => unknown): boolean {
   try {
     fn();
+    return true;
   } catch (e) {
     if (e instanceof AidoError && (e.code === ErrorCode.invalidInput || e.code === ErrorCode.notFound))
-      return;
+      return false;
     throw e;
   }
 }
