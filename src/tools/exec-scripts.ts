@@ -31,6 +31,11 @@ import { knownVars, type StartVars, scriptStartVars } from "./exec-known.js";
 import { movedBySourced, runTimeNamed } from "./exec-merge.js";
 import { type ExecPlace, execPaths, startDirs } from "./exec-paths.js";
 import { scriptPositionals } from "./exec-removals.js";
+import {
+  type RunTimePositionals,
+  refuseRunTimePositionals,
+  runTimePositionals,
+} from "./exec-runtime-positionals.js";
 import type { ScopeWord } from "./exec-scope.js";
 import { argsOf, linkedProgram, refuse, type Site, shebangShell, siteOf } from "./exec-script-sites.js";
 
@@ -138,7 +143,10 @@ class Planner {
       // The script's `~`, $HOME, $TMPDIR and mktemp: what this code gave it (`HOME=D sh s.sh`: D).
       const vars = scriptStartVars(start, assigned.assignedNames, c.assigns, site.kind === "source");
       const bound = positionals.get(`${site.kind}\0${site.path}`) ?? [];
-      const judged = await this.judge(site, depth, where, movesDir, dirs, vars, bound);
+      // Run by xargs or find: the parameters they fill in at run time (exec-runtime-positionals.ts).
+      const given = runTimePositionals(c, argsOf(c).slice(site.at + 1));
+      const runtime = given && { ...given, shown };
+      const judged = await this.judge(site, depth, where, movesDir, dirs, vars, bound, runtime);
       if (!judged) continue;
       // `. s.sh` runs s.sh in this shell: a cd in it moves what comes after (scripts included).
       if (site.kind === "source" && judged.movesDir) {
@@ -189,7 +197,8 @@ class Planner {
 
   /**
    * Judge the script a site runs, from the directories it starts in (`dirs`: where its relative
-   * paths resolve), its positional parameters bound to `bound` (`1=/workspace/x`).
+   * paths resolve), its positional parameters bound to `bound` (`1=/workspace/x`), those
+   * filled in at run time (`runtime`: by xargs or find, from the command `shown`) refused if used.
    */
   private async judge(
     site: Site,
@@ -199,10 +208,19 @@ class Planner {
     dirs: string[],
     start: StartVars,
     bound: readonly string[],
+    runtime: (RunTimePositionals & { shown: string }) | undefined,
   ): Promise<Judged | null> {
     const key = `${site.kind}\0${site.path}`;
     const known = this.judged.get(key);
-    const from = JSON.stringify([dirs, start.home, start.tmpdir, start.splits === true, bound]);
+    const from = JSON.stringify([
+      dirs,
+      start.home,
+      start.tmpdir,
+      start.splits === true,
+      bound,
+      runtime?.at,
+      runtime?.from,
+    ]);
     if (known !== undefined && this.judgedFrom.get(key) === from) return known;
     if (known !== undefined) {
       throw refuse(
@@ -271,6 +289,7 @@ class Planner {
       if (isAidoError(e, ErrorCode.policyDenied)) throw refuse(`script ${path}: ${e.message}`);
       throw e;
     }
+    if (runtime) refuseRunTimePositionals(analysis, runtime, path, where, runtime.shown);
     const place: ExecPlace = {
       start,
       ...(this.privateTmp === undefined ? {} : { privateTmp: this.privateTmp }),
