@@ -3,7 +3,9 @@
 // its own pseudo-goal, budget account, capability token and audit identity, so every
 // call its MCP client makes passes the gate as that agent. With a workspace, the
 // pseudo-goal's container mounts that host folder (checked by sandbox/workspace-binds.ts)
-// as /workspace; snapshots, quota and the setid sweep follow the bind.
+// as /workspace; snapshots, quota and the setid sweep follow the bind. The pseudo-goal is the
+// session's, not the user's: its project names the session (submitted_by, projectOf), so its
+// agent's memories are `mcp_session:<id>/agent:<name>`'s and its approval prompts show the session.
 //
 // One end for every way a session ends (session.close, agent.stop of its agent, the
 // socket connection that opened it closing, the runtime closing): its agent stops, and
