@@ -54,17 +54,23 @@ const OPTARG_LEAD = /^\$(?:OPTARG(?![A-Za-z0-9_])|\{OPTARG[}:#%=?+-])/;
  * only, so it would judge the wrong word or none. Likewise $OPTARG where getopts sets it (`sh
  * -c 'getopts d: o; rm -rf "$OPTARG"' sh -d ~`, judged as `rm -rf ""`): a positional
  * parameter, or the part of one after its option letter (`-d~`), picked at run time. A
- * variable given such a value (`d=$1`) is followed.
+ * variable given such a value (`d=$1`) is followed. In a function's body (command `index`) the
+ * positional parameters are the function's arguments (`f() { rm -rf "$1"; }; f ~` was judged
+ * with the shell's $1): refused the same way.
  */
-export function refuseRebound(written: string, analysis: CommandAnalysis, via: string): void {
+export function refuseRebound(written: string, analysis: CommandAnalysis, via: string, index: number): void {
   const c = analysis.commands.find(rebindsPositionals);
   const getopts = analysis.commands.find((g) => commandName(g) === "getopts");
+  const fn = analysis.functions.find((f) => f.body.includes(index));
+  const positional = leadsWith(written, POSITIONAL_LEAD, analysis);
   const why =
-    c !== undefined && leadsWith(written, POSITIONAL_LEAD, analysis)
+    c !== undefined && positional
       ? `${commandName(c)} rebinds the positional parameters at run time`
-      : getopts !== undefined && leadsWith(written, OPTARG_LEAD, analysis)
-        ? "getopts sets OPTARG at run time from the positional parameters"
-        : undefined;
+      : fn !== undefined && positional
+        ? `in the function ${fn.name} the positional parameters are its arguments, known only at run time`
+        : getopts !== undefined && leadsWith(written, OPTARG_LEAD, analysis)
+          ? "getopts sets OPTARG at run time from the positional parameters"
+          : undefined;
   if (why === undefined) return;
   throw new AidoError(
     ErrorCode.policyDenied,

@@ -151,7 +151,8 @@ class Planner {
       const sourced = site.kind === "source" ? sourcedPositionals(analysis, i, own, shown) : undefined;
       const bound = sourced?.bound ?? positionals.get(`${site.kind}\0${site.path}`) ?? [];
       // Run by xargs or find: the parameters they fill in at run time (exec-runtime-positionals.ts).
-      const given = runTimePositionals(c, argsOf(c).slice(site.at + 1));
+      const words = argsOf(c).slice(site.at + 1);
+      const given = runTimePositionals(c, words) ?? functionPositionals(analysis, i, words);
       const runtime = sourced ? sourced.runtime : given && { ...given, shown };
       const judged = await this.judge(site, depth, where, movesDir, dirs, vars, bound, runtime);
       if (!judged) continue;
@@ -378,6 +379,25 @@ class Planner {
 interface Positionals {
   bound: readonly string[];
   runtime: (RunTimePositionals & { shown: string }) | undefined;
+}
+
+/** A positional parameter in a word: `$1`, `"$@"`, `${2}`. */
+const POSITIONAL_WORD = /\$(?:[0-9@*]|\{[0-9@*])/;
+
+/**
+ * The positional parameters of a script that command `i` of `analysis`, in a function's body,
+ * runs with words that hold the function's own (`f() { sh s.sh "$1"; }; f ~`: s.sh's $1 is
+ * f's argument, not the shell's): every one from the first such word on, known at run time only.
+ */
+function functionPositionals(
+  analysis: CommandAnalysis,
+  i: number,
+  words: readonly { value: string }[],
+): RunTimePositionals | undefined {
+  const fn = analysis.functions.find((f) => f.body.includes(i));
+  const first = words.findIndex((w) => POSITIONAL_WORD.test(w.value));
+  if (fn === undefined || first < 0) return undefined;
+  return { at: [], from: first + 1, runner: `the function ${fn.name} that runs it` };
 }
 
 /**

@@ -7,6 +7,8 @@
 // - getopts sets OPTARG from them: `sh -c 'getopts d: o; rm -rf "$OPTARG"' sh -d ~` emptied it
 //   (judged as `rm -rf ""`), through a script and through xargs too.
 // - A variable given a positional parameter after shift (`shift; d=$1; rm -rf "$d"`).
+// - In a function they are its arguments: `f() { rm -rf "$1"; }; f ~` (f granted) was judged
+//   with the shell's $1, as was `f() { sh s.sh "$1"; }; f ~`.
 // Each is refused as unjudgeable (audited) and the folder kept; ordinary uses still run.
 // The agent may read /workspace/** and write /workspace/out/** only.
 
@@ -32,6 +34,8 @@ beforeAll(async () => {
       [`${S}/getopts.sh`]: 'while getopts d: o; do rm -rf "$OPTARG"; done\n',
       [`${S}/lib.sh`]: "greeting=hello\n",
       [`${S}/uses-lib.sh`]: `. ${S}/lib.sh\necho "$greeting" > "$1"\n`,
+      [`${S}/fn.sh`]: 'f() { rm -rf "$1"; }\nf "$2"\n',
+      [`${S}/s.sh`]: 'rm -rf "$1"\n',
       [`${S}/opts.sh`]: 'while getopts v o; do echo "$o"; done\nrm -f "$2"\n',
     },
     setup: "chmod -R a+rwX /workspace",
@@ -140,6 +144,35 @@ describe("getopts hands a positional parameter over in OPTARG", () => {
     ran(await b.exec("worker", `echo x > ${S}/opt.o`));
     ran(await b.exec("worker", `sh ${S}/opts.sh -v ${S}/opt.o`));
     expect(b.exists(`${S}/opt.o`)).toBe(false);
+  }, 60_000);
+});
+
+describe("in a function, the positional parameters are its arguments", () => {
+  it.each([
+    [`f() { rm -rf "$1"; }; f @P`],
+    [`sh -c 'f() { rm -rf "$1"; }; f "$2"' sh ${S}/nothing @P`],
+    [`sh ${S}/fn.sh ${S}/nothing @P`],
+  ])(
+    "refuses %s as unjudgeable",
+    async (command) => {
+      await expectKept(
+        command,
+        /in the function f the positional parameters are its arguments, known only at run time/,
+      );
+    },
+    60_000,
+  );
+
+  it("refuses f() { sh s.sh \"$1\"; }; f ~: the script's $1 is the function's", async () => {
+    await expectKept(
+      `f() { sh ${S}/s.sh "$1"; }; f @P`,
+      /s\.sh, which gets its positional parameters at run time from the function f that runs it, and uses them/,
+    );
+  }, 60_000);
+
+  it("runs a function that removes a fixed path", async () => {
+    ran(await b.exec("worker", `echo x > ${S}/fixed.o && f() { rm -f ${S}/fixed.o; }; f`));
+    expect(b.exists(`${S}/fixed.o`)).toBe(false);
   }, 60_000);
 });
 
