@@ -17,7 +17,7 @@ import { commandName } from "../security/shell-operands.js";
 export interface RunTimePositionals {
   at: number[];
   from: number | undefined;
-  /** What hands them over, for the message (`xargs`, `find`). */
+  /** What hands them over, for the message (`xargs`, `find`; for a sourced script, what may rebind them). */
   runner: string;
 }
 
@@ -69,9 +69,13 @@ export function refuseRunTimePositionals(
   };
   const used = judgedWords(analysis).find(uses);
   if (used === undefined) return;
+  const reads = runtime.runner === "xargs" || runtime.runner === "find";
+  const advice = reads
+    ? ` (the words it reads, never seen by the judge), and uses them ("${used}"); write the command out instead of the script (${runtime.runner} sh -c 'CODE' sh ...), so what it does with them is judged`
+    : `, and uses them ("${used}"); give the paths in the script, or source it where they are known`;
   throw new AidoError(
     ErrorCode.policyDenied,
-    `${where}: "${shown}" runs the script ${path}, which gets its positional parameters at run time from ${runtime.runner} (the words it reads, never seen by the judge), and uses them ("${used}"); write the command out instead of the script (${runtime.runner} sh -c 'CODE' sh ...), so what it does with them is judged`,
+    `${where}: "${shown}" runs the script ${path}, which gets its positional parameters at run time from ${runtime.runner}${advice}`,
     { rule: "unjudgeable" },
   );
 }
