@@ -267,11 +267,18 @@ describe("configuration errors fail at once and name what to fix", () => {
     }
   });
 
-  it("an unreachable endpoint is retried, then names the URL and the variable", async () => {
+  it("an unreachable endpoint is retried without `resending` (nothing was sent: no charge), then names the URL and the variable", async () => {
     const closed = homeFor(server, { OPENAI_BASE_URL: "http://127.0.0.1:9/v1" });
     try {
       const config = withInference(closed.config, { maxRetries: 1 });
-      const err = await failureOf(createClient(config, "openai/gpt-test", FAST).complete(ask("x")));
+      const told: string[] = [];
+      const err = await failureOf(
+        createClient(config, "openai/gpt-test", FAST).complete(
+          ask("x", { resending: (billed) => told.push(billed) }),
+        ),
+      );
+      expect(told, "a refused connection billed nothing: its retry runs on the same reservation").toEqual([]);
+      expect(err.details).toMatchObject({ sent: false });
       expect(err.code).toBe("provider_failed");
       expect(err.message).toContain("http://127.0.0.1:9/v1");
       expect(err.message).toContain("OPENAI_BASE_URL");

@@ -122,6 +122,88 @@ describe("a call that failed after its request was sent", () => {
     expect(told.reduce((a, b) => a + b, 0)).toBe(goal.spent);
   });
 
+  it("retried with no room left for the retry's bound: fails with budget_exceeded at once, the retry never sent", async () => {
+    // The cap holds one bound of this call and not two: the cut attempt is charged its bound,
+    // so the retry's reservation is refused. Retried on the first reservation, the retry went
+    // out anyway and its answer was committed within the room the cut attempt had held.
+    const bound = 5_300; // about the bound of the spender's call below (asserted)
+    h = await openCapped(server, Math.round(bound * 1.5), {}, (c) => {
+      c.inference.maxRetries = 3;
+    });
+    const script = server.script('manifest "spender"', [
+      turn.text("cut", { dropMidBody: { afterEvents: 0 } }),
+      turn.text("done", { usage: { input_tokens: 400, output_tokens: 100 } }),
+    ]);
+    const told: number[] = [];
+    const { goal_id } = h.rt.goals.submit({
+      goal: "Spend it.",
+      manifest: { name: "spender", system_prompt: "You spend.", capabilities: [] },
+    });
+    h.rt.events.subscribe({ goalId: goal_id, types: ["usage"] }, (e) => {
+      if (e.type === "usage") told.push(e.input_tokens + e.output_tokens);
+    });
+    const s = await h.rt.goals.wait(goal_id, 30_000);
+    const rows = reservationsOf(h.rt, goal_id);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.amount).toBeGreaterThan(bound * 0.75);
+    expect(rows[0]!.amount).toBeLessThanOrEqual(bound * 1.5);
+    expect(script.requests, "nothing sent after the refusal").toHaveLength(1);
+    expect(s.state).toBe("failed");
+    expect(s.error).toMatch(/goal token cap reached/);
+    const audited = h.rt.audit.query({ goal_id, kind: "budget.charged_failed" }).map((e) => e.payload);
+    expect(audited).toEqual([
+      {
+        account: rows[0]!.account_id,
+        reservation_id: expect.any(Number),
+        charged: rows[0]!.amount,
+        failure: "connection",
+        retried: true,
+      },
+    ]);
+    expect(h.rt.audit.query({ goal_id, kind: "budget.exceeded" })).toHaveLength(1);
+    // Charged once: in the goal's usage, the usage event and the account alike.
+    const goal = h.rt.budget.get(`goal:${goal_id}`);
+    expect(goal).toMatchObject({ spent: rows[0]!.amount, reserved: 0 });
+    expect(s.usage.input_tokens + s.usage.output_tokens).toBe(rows[0]!.amount);
+    expect(told).toEqual([rows[0]!.amount]);
+  });
+
+  it("cancelled while its retry is at the provider: each attempt charged once, in the account, the goal's usage and the usage event", async () => {
+    h = await openCapped(server, 1_000_000, {}, (c) => {
+      c.inference.maxRetries = 3;
+      c.inference.requestTimeoutMs = 60_000;
+    });
+    const script = server.script('manifest "spender"', [
+      turn.text("cut", { dropMidBody: { afterEvents: 0 } }),
+      turn.hang(),
+    ]);
+    const told: number[] = [];
+    const { goal_id } = h.rt.goals.submit({
+      goal: "Spend it.",
+      manifest: { name: "spender", system_prompt: "You spend.", capabilities: [] },
+    });
+    h.rt.events.subscribe({ goalId: goal_id, types: ["usage"] }, (e) => {
+      if (e.type === "usage") told.push(e.input_tokens + e.output_tokens);
+    });
+    const deadline = Date.now() + 20_000;
+    while (script.requests.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(script.requests, "the retry is at the provider").toHaveLength(2);
+    h.rt.goals.cancel(goal_id);
+    const s = await h.rt.goals.wait(goal_id, 30_000);
+    expect(s.state).toBe("cancelled");
+    const rows = reservationsOf(h.rt, goal_id);
+    expect(rows.map((r) => r.state)).toEqual(["committed", "committed"]);
+    for (const r of rows) expect(r.actual).toBe(r.amount);
+    const failed = h.rt.audit.query({ goal_id, kind: "budget.charged_failed" }).map((e) => e.payload);
+    expect(failed).toMatchObject([{ charged: rows[0]!.amount, failure: "connection", retried: true }]);
+    const aborted = h.rt.audit.query({ goal_id, kind: "budget.charged_aborted" }).map((e) => e.payload);
+    expect(aborted).toMatchObject([{ charged: rows[1]!.amount }]);
+    const spent = rows[0]!.amount + rows[1]!.amount;
+    expect(h.rt.budget.get(`goal:${goal_id}`)).toMatchObject({ spent, reserved: 0 });
+    expect(s.usage.input_tokens + s.usage.output_tokens).toBe(spent);
+    expect(told.sort((a, b) => a - b)).toEqual([rows[0]!.amount, rows[1]!.amount].sort((a, b) => a - b));
+  });
+
   it("is refunded when the provider refused it with an HTTP error status", async () => {
     const { goal_id, s, kids, kidRows } = await spawnEachTurn(turn.error(500));
     expect(s.state, s.error).toBe("succeeded");
