@@ -12,12 +12,13 @@
 // down are not replayed when it comes back either (their request has expired).
 
 import type { Redis } from "ioredis";
+import { withoutConfigSecrets } from "../config-secrets.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { ApprovalDecision } from "../security/approvals.js";
 import type { AuditQuery } from "../security/audit-query.js";
 import type { Reply } from "./command-replies.js";
 import { READ_BLOCK_MS } from "./connections.js";
-import { type NodeContext, withoutNodeSecrets } from "./context.js";
+import type { NodeContext } from "./context.js";
 import { blockingReader, streamTip } from "./event-stream.js";
 import { NODE_ID } from "./identity.js";
 import { RedisKeys } from "./redis-keys.js";
@@ -32,13 +33,13 @@ declare module "../security/audit-events.js" {
 /**
  * Audit a command this node refused. Its type, and what the reason quotes of it (a routed
  * approval's `via`), are whatever was written to Redis; a reason may quote an error naming the
- * Redis URL: the node's secrets are blanked in both (context.ts withoutNodeSecrets), or the
+ * Redis URL: the node's secrets are blanked in both (config-secrets.ts withoutConfigSecrets), or the
  * Redis password reached the audit log, and through audit.query the dashboard, as given.
  */
 export function auditRefusal(ctx: Pick<NodeContext, "rt" | "config">, type: string, reason: string): void {
   ctx.rt.audit.record("cluster.command_refused", {
-    type: withoutNodeSecrets(type, ctx.config),
-    reason: withoutNodeSecrets(reason, ctx.config),
+    type: withoutConfigSecrets(type, ctx.config),
+    reason: withoutConfigSecrets(reason, ctx.config),
   });
 }
 
@@ -80,8 +81,8 @@ export async function settle(redis: Redis, requestId: string, to: "taken" | "wit
 /**
  * Read this node's commands until stop(): each taken (unless its sender withdrew it: then
  * `refuse` says why, and nothing is done), handled by `handle`, its answer (or error) pushed
- * to the sender's reply list. An error's text leaves this node there: `scrub` (context.ts
- * withoutNodeSecrets) blanks the node's secrets in it first.
+ * to the sender's reply list. An error's text leaves this node there: `scrub` (config-secrets.ts
+ * withoutConfigSecrets) blanks the node's secrets in it first.
  */
 export function serveCommands(
   redis: Redis,

@@ -4,7 +4,6 @@
 
 import type { Redis } from "ioredis";
 import type { ClusterConfig, Config } from "../config.js";
-import { withoutConfigSecrets } from "../config-secrets.js";
 import type { WireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
@@ -26,16 +25,6 @@ export interface NodeContext {
   sender: CommandSender;
   identity: NodeIdentity;
   log: (m: string) => void;
-}
-
-/**
- * `text` as a node may record it or hand it to Redis: the secrets of its config (its Redis
- * URL's, its providers' API keys, its MCP servers' headers: config-secrets.ts) blanked ("***"). What a node is
- * given through Redis (a routed command's fields) is anyone's who can write there, and an
- * error it quotes may name the URL (security/blank-secrets.ts).
- */
-export function withoutNodeSecrets(text: string, config: ClusteredConfig): string {
-  return withoutConfigSecrets(text, config);
 }
 
 /** `p`, or an error once `ms` passed without it settling. */

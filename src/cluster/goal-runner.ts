@@ -17,12 +17,13 @@
 //     again (retryEnds) while Redis does not take them.
 
 import type { Job } from "bullmq";
+import { withoutConfigSecrets } from "../config-secrets.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import type { SubmittedBy } from "../security/approval-project.js";
 import type { ApprovalDrops } from "./approval-drops.js";
 import { CancelMarks } from "./cancel-marks.js";
-import { type NodeContext, withoutNodeSecrets } from "./context.js";
+import type { NodeContext } from "./context.js";
 import { giveBack } from "./give-back.js";
 import { GoalEnds, writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
@@ -219,7 +220,7 @@ export class ClusterGoalRunner {
       // not allow): audited, and the goal fails with the reason.
       const field = e instanceof AidoError && typeof e.details.field === "string" ? e.details.field : "job";
       // Built from the job a Redis writer made: a secret of this node's config in it is blanked.
-      const reason = withoutNodeSecrets(errorMessage(e), this.config);
+      const reason = withoutConfigSecrets(errorMessage(e), this.config);
       this.rt.audit.record("goal.refused", { field, reason }, { goalId });
       this.owned.delete(goalId);
       // Before the end is written, as for a goal that ran: whoever sees the goal ended sees

@@ -21,7 +21,6 @@ import {
   type RedisFailure,
   redisErrorText,
   redisFailureOf,
-  withoutNodeSecrets,
   withTimeout,
 } from "./context.js";
 import type { GoalJob } from "./goal-runner.js";
@@ -117,7 +116,7 @@ function refuseUnavailable(ctx: NodeContext, failure: RedisFailure, text: string
   // Redis's text, without the URL's secret (a Redis 7.2 NOPERM names the user, which a URL
   // without a password holds): the reason is audited and answered. The advice is read from
   // Redis's own text: a short password may match part of "NOPERM".
-  const why = withoutNodeSecrets(text, ctx.config);
+  const why = withoutConfigSecrets(text, ctx.config);
   const reason =
     failure === "unreachable"
       ? `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`

@@ -16,9 +16,10 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Job, Queue } from "bullmq";
+import { withoutConfigSecrets } from "../config-secrets.js";
 import { errorMessage } from "../errors.js";
 import { isGoalId } from "../kernel/goals.js";
-import { type NodeContext, withoutNodeSecrets } from "./context.js";
+import type { NodeContext } from "./context.js";
 import { writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalRunner, GoalJob } from "./goal-runner.js";
 import { RedisKeys } from "./redis-keys.js";
@@ -186,7 +187,7 @@ export class JobIntake {
   private async refuseId(data: GoalJob): Promise<string> {
     const goalId = String(data.goal_id);
     // The id is whatever a Redis writer put there (the Redis password, say): quoted blanked.
-    const quoted = withoutNodeSecrets(JSON.stringify(goalId), this.ctx.config);
+    const quoted = withoutConfigSecrets(JSON.stringify(goalId), this.ctx.config);
     const reason = `the job's goal id ${quoted} is not one a node makes (g_ and lowercase letters or digits)`;
     this.rt.audit.record("goal.refused", { field: "goal_id", reason });
     this.log(`cluster: job refused: ${reason}`);
@@ -240,7 +241,7 @@ export class JobIntake {
       }
       // The failed reason is whatever was written to Redis (a worker's error, which may name
       // the URL's user, or a writer's text): blanked before it is audited and logged.
-      const why = withoutNodeSecrets(failedReason, this.ctx.config).slice(0, 300);
+      const why = withoutConfigSecrets(failedReason, this.ctx.config).slice(0, 300);
       const reason = `the goal was queued but its job had failed (${why}); the job is waiting again`;
       this.rt.audit.record("cluster.goal_requeued", { reason }, { goalId: id });
       this.log(`cluster: goal ${id}: ${reason}`);

@@ -21,6 +21,7 @@
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.js";
+import { withoutConfigSecrets } from "../config-secrets.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { HoldRefused } from "../gate/hold.js";
 import { isStandalone } from "../kernel/assemble.js";
@@ -35,7 +36,7 @@ import {
   WORKER_DRAIN_DELAY_S,
   workerConnection as workerConnectionOf,
 } from "./connections.js";
-import { type NodeContext, REDIS_ANSWER_MS, readMirror, withoutNodeSecrets, withTimeout } from "./context.js";
+import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import type { FenceStatus } from "./fence.js";
 import { GoalHold } from "./goal-hold.js";
 import { GoalMirror } from "./goal-mirror.js";
@@ -251,7 +252,7 @@ export class ClusterNode implements Liveness {
       (c) => this.goals.handleCommand(c),
       (type, reason) => auditRefusal(this.ctx, type, reason),
       log,
-      (text) => withoutNodeSecrets(text, this.ctx.config),
+      (text) => withoutConfigSecrets(text, this.ctx.config),
     );
     const workerConnection = workerConnectionOf(config.cluster);
     this.connections.push(workerConnection);

@@ -85,8 +85,15 @@ function callKey(password: string, secret: string): string {
 }
 
 export class EgressCallers {
-  /** goal id -> agent id -> slot */
+  /** goal id (a goal's, or an MCP server's pseudo-goal's: mcp-callers.ts) -> agent id -> slot */
   private readonly byGoal = new Map<string, Map<string, EgressSlot>>();
+  /**
+   * The same slot maps by the real goal they serve: goal id -> (its own id, or a pseudo-goal
+   * id of one of its MCP servers) -> agent id -> slot. Kept in step with byGoal (addGoal,
+   * dropGoal), so slotsOfGoal reads one goal's slots without walking every goal's, as each
+   * tool output of the goal asks for them.
+   */
+  private readonly byOwner = new Map<string, Map<string, Map<string, EgressSlot>>>();
 
   /**
    * The caller's slot, assigned on first need (the lowest free port of its goal's relay).
@@ -94,11 +101,7 @@ export class EgressCallers {
    * ":" in the user, so a server caller mcp:<server> has another).
    */
   slotOf(caller: EgressCaller, user: string = caller.agentId): EgressSlot {
-    let slots = this.byGoal.get(caller.goalId);
-    if (!slots) {
-      slots = new Map();
-      this.byGoal.set(caller.goalId, slots);
-    }
+    const slots = this.byGoal.get(caller.goalId) ?? this.addGoal(caller.goalId);
     const held = slots.get(caller.agentId);
     if (held) return held;
     const used = new Set([...slots.values()].map((s) => s.port));
@@ -234,13 +237,37 @@ export class EgressCallers {
     return callCredentialsOf(this.slotsOfGoal(goalId), text);
   }
 
-  /** The slots of the goal and of its MCP servers' pseudo-goals (mcp-callers.ts). */
+  /**
+   * The slots of the goal and of its MCP servers' pseudo-goals (mcp-callers.ts), read from
+   * byOwner: O(its own slots). `goalId` is a goal's (the kernel's ids), never a pseudo-goal's.
+   */
   private slotsOfGoal(goalId: string): EgressSlot[] {
     const slots: EgressSlot[] = [];
-    for (const [id, held] of this.byGoal) {
-      if (id === goalId || parseMcpEgressId(id)?.goalId === goalId) slots.push(...held.values());
-    }
+    for (const held of this.byOwner.get(goalId)?.values() ?? []) slots.push(...held.values());
     return slots;
+  }
+
+  /** A new, empty slot map for `id`, in byGoal and under the goal it serves in byOwner. */
+  private addGoal(id: string): Map<string, EgressSlot> {
+    const slots = new Map<string, EgressSlot>();
+    this.byGoal.set(id, slots);
+    const owner = ownerOf(id);
+    let ids = this.byOwner.get(owner);
+    if (!ids) {
+      ids = new Map();
+      this.byOwner.set(owner, ids);
+    }
+    ids.set(id, slots);
+    return slots;
+  }
+
+  /** `id`'s slots gone from both maps; its goal's entry in byOwner too once it holds none. */
+  private dropGoal(id: string): void {
+    this.byGoal.delete(id);
+    const owner = ownerOf(id);
+    const ids = this.byOwner.get(owner);
+    ids?.delete(id);
+    if (ids?.size === 0) this.byOwner.delete(owner);
   }
 
   private callOf(caller: EgressCaller, password: string) {
@@ -254,7 +281,7 @@ export class EgressCallers {
   free(caller: EgressCaller): void {
     const slots = this.byGoal.get(caller.goalId);
     slots?.delete(caller.agentId);
-    if (slots?.size === 0) this.byGoal.delete(caller.goalId);
+    if (slots?.size === 0) this.dropGoal(caller.goalId);
   }
 
   /** Every agent of the goal, wherever it runs (an agent id is unique across goals). */
@@ -264,8 +291,13 @@ export class EgressCallers {
 
   /** The goal's network went: all its slots are free. */
   freeGoal(goalId: string): void {
-    this.byGoal.delete(goalId);
+    this.dropGoal(goalId);
   }
+}
+
+/** The goal whose tool outputs a caller of `id` can be read by: its own, or its MCP server's goal. */
+function ownerOf(id: string): string {
+  return parseMcpEgressId(id)?.goalId ?? id;
 }
 
 /**

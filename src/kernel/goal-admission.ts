@@ -15,7 +15,7 @@ import { type CheckedInput, checkInputs, type InputReader, inputRules } from "..
 import type { SubmittedBy } from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import { grantsWithin } from "../security/narrowing.js";
-import { requireAllowedModel } from "./spawn.js";
+import { requireAllowedModel, spawnDeniedFields } from "./spawn.js";
 
 const MAX_GOAL_CHARS = 100_000;
 
@@ -60,15 +60,7 @@ export function admitGoal(deps: { config: Config; audit: AuditLog }, s: GoalSubm
     const model = config.modelOverride ?? manifest.model;
     if (model !== undefined) requireAllowedModel(config, manifest.name, model);
   } catch (e) {
-    const d = e instanceof AidoError ? e.details : {};
-    // What the manifest says (a grant, a model) is quoted: a config's secret in it is blanked.
-    const blank = (text: string) => withoutConfigSecrets(text, config);
-    audit.record("agent.spawn_denied", {
-      manifest: blank(manifest.name),
-      reason: blank(errorMessage(e)),
-      ...(Array.isArray(d.offending) ? { offending: (d.offending as string[]).map(blank) } : {}),
-      ...(Array.isArray(d.keys) ? { keys: d.keys as string[] } : {}),
-    });
+    audit.record("agent.spawn_denied", spawnDeniedFields(config, manifest.name, e));
     throw e;
   }
   return { manifest, inputs: checkedInputs(deps, s.inputs ?? [], s.inputsWithin, s.inputsReader) };

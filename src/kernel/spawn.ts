@@ -28,6 +28,7 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { LlmClient } from "../llm/types.js";
 import type { LoadedManifest } from "../manifest/load.js";
 import type { AuditLog } from "../security/audit.js";
+import type { AuditPayloads } from "../security/audit-events.js";
 import { type BudgetLedger, roomOf } from "../security/budget.js";
 import type { Grant } from "../security/grants.js";
 import { grantsWithin, uncoveredGrants } from "../security/narrowing.js";
@@ -112,21 +113,10 @@ export class Spawner {
     const { deps } = this;
     const { parent, goalId } = req;
     const denied = (e: unknown): never => {
-      const d = e instanceof AidoError ? e.details : {};
-      // A manifest a model wrote is quoted (its grants, its model): a config's secret in it is blanked.
-      const blank = (text: string) => withoutConfigSecrets(text, deps.config);
-      const offending = (d.offending as string[] | undefined)?.map(blank);
-      const keys = d.keys as string[] | undefined;
-      deps.audit.record(
-        "agent.spawn_denied",
-        {
-          manifest: blank(req.manifest.name),
-          reason: blank(errorMessage(e)),
-          ...(offending ? { offending } : {}),
-          ...(keys ? { keys } : {}),
-        },
-        { goalId, agentId: parent?.id ?? null },
-      );
+      deps.audit.record("agent.spawn_denied", spawnDeniedFields(deps.config, req.manifest.name, e), {
+        goalId,
+        agentId: parent?.id ?? null,
+      });
       throw e;
     };
 
@@ -370,6 +360,27 @@ export class Spawner {
     });
     return account;
   }
+}
+
+/**
+ * The agent.spawn_denied record of a refused spawn (here, and goal-admission.ts for a goal's
+ * root before the goal exists): the manifest's name, the reason, and the offending grants and
+ * keys the refusal names. A manifest a model or client wrote is quoted (its name, its grants,
+ * its model): a config's secret in it is blanked.
+ */
+export function spawnDeniedFields(
+  config: Config,
+  manifestName: string,
+  e: unknown,
+): AuditPayloads["agent.spawn_denied"] {
+  const d = e instanceof AidoError ? e.details : {};
+  const blank = (text: string) => withoutConfigSecrets(text, config);
+  return {
+    manifest: blank(manifestName),
+    reason: blank(errorMessage(e)),
+    ...(Array.isArray(d.offending) ? { offending: (d.offending as string[]).map(blank) } : {}),
+    ...(Array.isArray(d.keys) ? { keys: d.keys as string[] } : {}),
+  };
 }
 
 /** capability_denied naming the model when models.allowed does not allow it. */

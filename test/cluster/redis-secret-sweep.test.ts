@@ -2,7 +2,7 @@
 // processor threw: a Redis refusal naming the node's ACL user, or any text a writer put
 // there); the node that puts the orphaned job back quoted it in its cluster.goal_requeued
 // entry, and through audit.query the dashboard, as given. It blanks its Redis URL's secret
-// and its providers' API keys there now (cluster/context.ts withoutNodeSecrets). One node
+// and its providers' API keys there now (config-secrets.ts withoutConfigSecrets). One node
 // only: it holds the sweep every period, so the entry is its own.
 
 import { expect, it } from "vitest";

@@ -12,9 +12,8 @@
 // are played here too. The agent may read /workspace/** and write /workspace/out/** only.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { privateTmpOf } from "../../src/gate/confinement.js";
-import { expectOk } from "./fixture.js";
-import { expectRefused, openSharedBench, readAllWriteOut, type SharedBench } from "./shared-bench.js";
+import { privateFolder, ran } from "./private-folder.js";
+import { openSharedBench, readAllWriteOut, type SharedBench } from "./shared-bench.js";
 
 let b: SharedBench;
 
@@ -54,40 +53,7 @@ afterAll(async () => {
   await b?.close();
 });
 
-const tmp = () => privateTmpOf(b.agents.get("worker")!);
-
-/** The private folder exists (made by a first exec) and holds `keep`. */
-async function keep(): Promise<void> {
-  ran(await b.exec("worker", "echo made"));
-  const r = await b.inner.exec({
-    argv: ["sh", "-c", 'mkdir -p "$1" && echo k > "$1/keep"', "sh", tmp()],
-    confinement: "unconfined",
-  });
-  expect(r.exitCode, r.stderr).toBe(0);
-}
-
-/** What the private folder's `keep` holds now ("" when it is gone). */
-async function kept(): Promise<string> {
-  const r = await b.inner.exec({
-    argv: ["sh", "-c", 'cat "$1/keep" 2>/dev/null || true', "sh", tmp()],
-    confinement: "unconfined",
-  });
-  return r.stdout;
-}
-
-/** Refused before anything ran (as unjudgeable when `why` is given, else as removing the folder), audited, the folder kept. */
-async function expectKept(command: string, why?: RegExp): Promise<void> {
-  await keep();
-  const r = await b.exec("worker", command.replaceAll("@P", tmp()));
-  if (why) expectRefused(b, "worker", r, "policy", why);
-  else expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmp()} `));
-  expect(await kept()).toBe("k\n");
-}
-
-/** The exec ran and exited 0. */
-function ran(r: Awaited<ReturnType<SharedBench["exec"]>>): void {
-  expect((expectOk(r).data as { exit_code?: number } | undefined)?.exit_code, JSON.stringify(r)).toBe(0);
-}
+const { tmp, keep, kept, expectKept } = privateFolder(() => b);
 
 const RUNTIME = /gets its positional parameters at run time from (xargs|find).*write the command out/;
 

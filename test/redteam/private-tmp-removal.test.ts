@@ -21,11 +21,11 @@
 // The agent may read /workspace/** and write /workspace/out/** only.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { privateTmpOf } from "../../src/gate/confinement.js";
 import { analyzeCommand } from "../../src/security/shell.js";
 import { execPaths } from "../../src/tools/exec-paths.js";
 import { expectOk } from "./fixture.js";
-import { expectRefused, openSharedBench, readAllWriteOut, type SharedBench } from "./shared-bench.js";
+import { privateFolder } from "./private-folder.js";
+import { openSharedBench, readAllWriteOut, type SharedBench } from "./shared-bench.js";
 
 let b: SharedBench;
 
@@ -70,35 +70,7 @@ afterAll(async () => {
   await b?.close();
 });
 
-const tmp = () => privateTmpOf(b.agents.get("worker")!);
-
-/** The private folder exists (made by a first exec) and holds `keep`. */
-async function keep(): Promise<void> {
-  expectOk(await b.exec("worker", "echo made"));
-  const r = await b.inner.exec({
-    argv: ["sh", "-c", 'mkdir -p "$1" && echo k > "$1/keep"', "sh", tmp()],
-    confinement: "unconfined",
-  });
-  expect(r.exitCode, r.stderr).toBe(0);
-}
-
-/** What the private folder's `keep` holds now ("" when it is gone). */
-async function kept(): Promise<string> {
-  const r = await b.inner.exec({
-    argv: ["sh", "-c", 'cat "$1/keep" 2>/dev/null || true', "sh", tmp()],
-    confinement: "unconfined",
-  });
-  return r.stdout;
-}
-
-/** Refused before anything ran, as removing the private folder itself (or as unjudgeable), and the folder kept. */
-async function expectKept(command: string, why?: RegExp): Promise<void> {
-  await keep();
-  const r = await b.exec("worker", command.replaceAll("@P", tmp()));
-  if (why) expectRefused(b, "worker", r, "policy", why);
-  else expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmp()} `));
-  expect(await kept()).toBe("k\n");
-}
+const { tmp, keep, kept, expectKept } = privateFolder(() => b);
 
 /** One test per command (shown as itself): refused before anything ran, the folder kept (expectKept). */
 function refusesEach(commands: readonly string[], title = "refuses %s before anything is removed"): void {
