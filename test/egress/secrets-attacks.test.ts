@@ -1,0 +1,152 @@
+// Proxy credentials attacked as a model would, through the daemon, the real tools and a goal's
+// container (gate/invoke.ts, egress/plumbing.ts goalSecretsIn): the model never sees its proxy
+// password, but a command of its can name a path after it (a symbolic link to
+// `/workspace/$HTTP_PROXY`). The gate resolves a path tool's path in the container and a
+// refusal (outside the grants) or an error (no such file) quotes the resolved path: each
+// reached the model, the audit and the events with the password whole.
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AidoClient } from "../../src/client/client.js";
+import { MIN_SECRET_LENGTH } from "../../src/security/blank-secrets.js";
+import { type DaemonFixture, manifest, rpcError, startFixture } from "../daemon/fixture.js";
+import { requireDocker } from "../support/docker.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+
+let server: ProviderServer;
+let fx: DaemonFixture;
+let c: AidoClient;
+
+/** The text of the tool result the n-th request of a script carried (the call before it). */
+function resultBefore(requests: { body: { messages: { content: unknown }[] } }[], n: number): string {
+  const last = requests[n]?.body.messages.at(-1)?.content as { content?: unknown }[] | undefined;
+  const c0 = last?.[0]?.content;
+  return typeof c0 === "string" ? c0 : JSON.stringify(c0);
+}
+
+/** Every piece of `secret` one longer than a piece that may be left (MIN_SECRET_LENGTH - 1). */
+function piecesOf(secret: string): string[] {
+  const pieces: string[] = [];
+  for (let i = 0; i + MIN_SECRET_LENGTH <= secret.length; i++)
+    pieces.push(secret.slice(i, i + MIN_SECRET_LENGTH));
+  return pieces;
+}
+
+beforeAll(async () => {
+  requireDocker();
+  server = await startProviderServer();
+  fx = await startFixture(server, {
+    runtime: { backend: undefined },
+    config: (cfg) => {
+      cfg.grantCeilings = [
+        ["tool: *", "file_read: /workspace/**", "file_write: /workspace/**", "exec: *", "network: *:*"],
+      ];
+    },
+  });
+  c = await fx.client();
+}, 120_000);
+
+afterAll(async () => {
+  await fx?.close();
+  await server?.close();
+});
+
+describe("a model making the container name its proxy password in a path", () => {
+  it("reads no piece of it in a file tool's refusal or error, nor does the audit hold it", async () => {
+    const script = server.script('manifest "link-name"', [
+      turn.toolUse("exec", {
+        command: [
+          `printf '%s\\n' "$HTTP_PROXY" > /workspace/p-proxy`,
+          // Outside the read grant: refused, the resolved path named.
+          `ln -s "/x$HTTP_PROXY" /workspace/out`,
+          // Inside it, missing: an error naming the path (a refusal for exec: a script it cannot read).
+          `ln -s "/workspace/$HTTP_PROXY" /workspace/in`,
+        ].join("; "),
+      }),
+      turn.toolUse("file_read", { path: "/workspace/out" }),
+      turn.toolUse("file_read", { path: "/workspace/in" }),
+      turn.toolUse("file_list", { path: "/workspace/in" }),
+      turn.toolUse("exec", { command: "sh /workspace/in" }),
+      turn.toolUse("exec", { command: "sh /workspace/out" }),
+      turn.text("done"),
+    ]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "name my password in a path",
+      manifest: manifest("link-name", {
+        capabilities: [
+          "tool: exec",
+          "tool: file_read",
+          "tool: file_list",
+          "file_read: /workspace/**",
+          "file_write: /workspace/**",
+          "exec: *",
+          "network: plain.test:8080",
+        ],
+      }),
+    });
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 150_000 });
+    expect(end.state).toBe("succeeded");
+    const url = readFileSync(join(fx.home.config.goalsDir, goal_id, "workspace", "p-proxy"), "utf8").trim();
+    const { password } = new URL(url);
+    const shown = {
+      out: resultBefore(script.requests, 2),
+      in: resultBefore(script.requests, 3),
+      list: resultBefore(script.requests, 4),
+      shIn: resultBefore(script.requests, 5),
+      shOut: resultBefore(script.requests, 6),
+    };
+    // Each names the path, the password in it blanked.
+    const path = /http:\/a_\w+:\[hidden\]@[\d.]+:\d+/;
+    expect.soft(shown.out).toMatch(new RegExp(`no capability grants file_read on /x${path.source}`));
+    expect.soft(shown.in).toMatch(new RegExp(`/workspace/${path.source}: no such file or directory`));
+    expect.soft(shown.list).toMatch(new RegExp(`/workspace/${path.source}: no such file or directory`));
+    // exec judges the script a command runs where the container resolves it: named the same way.
+    expect.soft(shown.shIn).toMatch(new RegExp(`cannot read the script /workspace/${path.source} `));
+    expect.soft(shown.shOut).toMatch(new RegExp(`runs the script /x${path.source}, which it may not read`));
+    const audit = (await c.call("audit.query", { goal_id, limit: 1000 })).entries;
+    expect.soft(audit.map((e) => e.kind)).toEqual(expect.arrayContaining(["tool.denied", "tool.failed"]));
+    // Nothing of it anywhere: the model's results, the audit, the event log.
+    const all = JSON.stringify([shown, audit, fx.eventLog]);
+    for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
+  }, 200_000);
+
+  it("reads no piece of a call's credentials in the refusal a socket client gets, details included", async () => {
+    const a = await c.call("agent.spawn", {
+      manifest: manifest("link-call", {
+        lifecycle: "persistent",
+        capabilities: [
+          "tool: exec",
+          "tool: file_read",
+          "exec: *",
+          "file_read: /workspace/**",
+          "file_write: /workspace/**",
+          "network: plain.test:8080",
+        ],
+      }),
+    });
+    // A socket client's exec runs with the call's own credentials (`<key>.<secret>`).
+    await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "exec",
+      input: {
+        command: `printf '%s\\n' "$HTTP_PROXY" > /workspace/c-proxy; ln -s "/x$HTTP_PROXY" /workspace/c-out`,
+      },
+    });
+    const url = readFileSync(
+      join(fx.home.config.goalsDir, a.goal_id as string, "workspace", "c-proxy"),
+      "utf8",
+    ).trim();
+    const { password } = new URL(url);
+    expect(password).toContain(".");
+    const e = await rpcError(
+      c.call("tool.invoke", { agent_id: a.agent_id, tool: "file_read", input: { path: "/workspace/c-out" } }),
+    );
+    expect.soft(e.message).toMatch(/no capability grants file_read on \/xhttp:\/a_\w+:\[hidden\]@/);
+    expect.soft(JSON.stringify(e.details)).toContain("[hidden]");
+    const audit = (await c.call("audit.query", { goal_id: a.goal_id, limit: 1000 })).entries;
+    const all = JSON.stringify([e.message, e.details, audit, fx.eventLog]);
+    for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
+    await c.call("agent.stop", { agent_id: a.agent_id });
+  }, 200_000);
+});
