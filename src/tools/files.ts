@@ -39,6 +39,12 @@ function readView(ctx: ToolContext, tool: string): ReadView {
 const shown = (ctx: ToolContext, text: string, cap: number) =>
   boundOutput(hideCallerSecrets(text, ctx.egress), cap);
 /**
+ * A canonical path as a result names it (its text, its data): the container resolved it, and a
+ * command can name a link's target after a credential (`ln -s "/workspace/$HTTP_PROXY" l`),
+ * which file_write and file_edit of `l` told the model whole.
+ */
+const shownPath = (ctx: ToolContext, path: string) => hideCallerSecrets(path, ctx.egress);
+/**
  * A file's content as read, which a cap may have cut inside a credential: its start there is
  * blanked too (hide-secrets.ts hideCutText), before the note saying where it was cut.
  */
@@ -81,7 +87,7 @@ export const fileRead: ToolDef<z.infer<typeof readInput>> = {
       : "";
     return {
       output: shown(ctx, cutRead(ctx, r.content, r.truncated) + note, ctx.outputMaxBytes),
-      data: { path, size: r.size, truncated: r.truncated },
+      data: { path: shownPath(ctx, path), size: r.size, truncated: r.truncated },
     };
   },
 };
@@ -136,7 +142,8 @@ export const fileWrite: ToolDef<z.infer<typeof writeInput>> = {
   async run(i, ctx) {
     const path = await confirmJudged(ctx, ["file_write"], i.path);
     const { bytes } = await ctx.sandbox.writeFile(path, i.content, { expect: path, ...cancel(ctx) });
-    return { output: `wrote ${bytes} bytes to ${path}`, data: { path, bytes } };
+    const named = shownPath(ctx, path);
+    return { output: `wrote ${bytes} bytes to ${named}`, data: { path: named, bytes } };
   },
 };
 
@@ -168,7 +175,11 @@ export const fileEdit: ToolDef<z.infer<typeof editInput>> = {
       i.replace_all ?? false,
       { expect: path, ...cancel(ctx) },
     );
-    return { output: `replaced ${replacements} occurrence(s) in ${path}`, data: { path, replacements } };
+    const named = shownPath(ctx, path);
+    return {
+      output: `replaced ${replacements} occurrence(s) in ${named}`,
+      data: { path: named, replacements },
+    };
   },
 };
 

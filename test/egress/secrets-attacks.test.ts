@@ -3,7 +3,8 @@
 // password, but a command of its can name a path after it (a symbolic link to
 // `/workspace/$HTTP_PROXY`). The gate resolves a path tool's path in the container and a
 // refusal (outside the grants) or an error (no such file) quotes the resolved path: each
-// reached the model, the audit and the events with the password whole.
+// reached the model, the audit and the events with the password whole, and file_write and
+// file_edit through such a link said the path they wrote (the model, a socket client's data).
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -111,6 +112,50 @@ describe("a model making the container name its proxy password in a path", () =>
     for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
   }, 200_000);
 
+  it("reads no piece of it where file_write, file_edit and file_read name the path they acted on", async () => {
+    const script = server.script('manifest "link-write"', [
+      turn.toolUse("exec", {
+        command: `printf '%s\\n' "$HTTP_PROXY" > /workspace/p-proxy; ln -s "/workspace/$HTTP_PROXY" /workspace/w`,
+      }),
+      turn.toolUse("file_write", { path: "/workspace/w", content: "one\n" }),
+      turn.toolUse("file_edit", { path: "/workspace/w", old_string: "one", new_string: "two" }),
+      turn.toolUse("file_read", { path: "/workspace/w" }),
+      turn.text("done"),
+    ]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "write through a link named after my password",
+      manifest: manifest("link-write", {
+        capabilities: [
+          "tool: exec",
+          "tool: file_read",
+          "tool: file_write",
+          "tool: file_edit",
+          "file_read: /workspace/**",
+          "file_write: /workspace/**",
+          "exec: *",
+          "network: plain.test:8080",
+        ],
+      }),
+    });
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 150_000 });
+    expect(end.state).toBe("succeeded");
+    const url = readFileSync(join(fx.home.config.goalsDir, goal_id, "workspace", "p-proxy"), "utf8").trim();
+    const { password } = new URL(url);
+    const shown = {
+      write: resultBefore(script.requests, 2),
+      edit: resultBefore(script.requests, 3),
+      read: resultBefore(script.requests, 4),
+    };
+    console.log(shown);
+    const path = /\/workspace\/http:\/a_\w+:\[hidden\]@[\d.]+:\d+/;
+    expect.soft(shown.write).toMatch(new RegExp(`wrote 4 bytes to ${path.source}`));
+    expect.soft(shown.edit).toMatch(new RegExp(`replaced 1 occurrence\\(s\\) in ${path.source}`));
+    expect.soft(shown.read).toContain("two");
+    const audit = (await c.call("audit.query", { goal_id, limit: 1000 })).entries;
+    const all = JSON.stringify([shown, audit, fx.eventLog]);
+    for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
+  }, 200_000);
+
   it("reads no piece of a call's credentials in the refusal a socket client gets, details included", async () => {
     const a = await c.call("agent.spawn", {
       manifest: manifest("link-call", {
@@ -118,6 +163,7 @@ describe("a model making the container name its proxy password in a path", () =>
         capabilities: [
           "tool: exec",
           "tool: file_read",
+          "tool: file_write",
           "exec: *",
           "file_read: /workspace/**",
           "file_write: /workspace/**",
@@ -130,7 +176,7 @@ describe("a model making the container name its proxy password in a path", () =>
       agent_id: a.agent_id,
       tool: "exec",
       input: {
-        command: `printf '%s\\n' "$HTTP_PROXY" > /workspace/c-proxy; ln -s "/x$HTTP_PROXY" /workspace/c-out`,
+        command: `printf '%s\\n' "$HTTP_PROXY" > /workspace/c-proxy; ln -s "/x$HTTP_PROXY" /workspace/c-out; ln -s "/workspace/$HTTP_PROXY" /workspace/c-w`,
       },
     });
     const url = readFileSync(
@@ -144,8 +190,22 @@ describe("a model making the container name its proxy password in a path", () =>
     );
     expect.soft(e.message).toMatch(/no capability grants file_read on \/xhttp:\/a_\w+:\[hidden\]@/);
     expect.soft(JSON.stringify(e.details)).toContain("[hidden]");
+    // A write through a link named after them: its result, text and data, names the path.
+    const wrote = await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "file_write",
+      input: { path: "/workspace/c-w", content: "x" },
+    });
+    expect.soft(String(wrote.output)).toMatch(/wrote 1 bytes to \/workspace\/http:\/a_\w+:\[hidden\]@/);
+    expect.soft(JSON.stringify(wrote.data)).toContain("[hidden]");
+    const read = await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "file_read",
+      input: { path: "/workspace/c-w" },
+    });
+    expect.soft(JSON.stringify(read.data)).toContain("[hidden]");
     const audit = (await c.call("audit.query", { goal_id: a.goal_id, limit: 1000 })).entries;
-    const all = JSON.stringify([e.message, e.details, audit, fx.eventLog]);
+    const all = JSON.stringify([e.message, e.details, wrote, read, audit, fx.eventLog]);
     for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
     await c.call("agent.stop", { agent_id: a.agent_id });
   }, 200_000);
