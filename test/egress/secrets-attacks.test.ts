@@ -156,6 +156,43 @@ describe("a model making the container name its proxy password in a path", () =>
     for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
   }, 200_000);
 
+  it("asks no human about a path named after it (approval_required)", async () => {
+    const script = server.script('manifest "link-ask"', [
+      turn.toolUse("exec", {
+        command: `printf '%s\\n' "$HTTP_PROXY" > /workspace/p-proxy; ln -s "/workspace/$HTTP_PROXY" /workspace/w`,
+      }),
+      turn.toolUse("file_write", { path: "/workspace/w", content: "one\n" }),
+      turn.text("done"),
+    ]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "ask about a link named after my password",
+      manifest: manifest("link-ask", {
+        capabilities: [
+          "tool: exec",
+          "tool: file_write",
+          "file_read: /workspace/**",
+          "file_write: /workspace/**",
+          "exec: *",
+          "network: plain.test:8080",
+        ],
+        approval_required: ["file_write"],
+      }),
+    });
+    // Nobody is asked: the call is refused, its reason blanked.
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 150_000 });
+    expect(end.state).toBe("succeeded");
+    expect((await c.call("approval.list", { status: "all" })).approvals).toEqual([]);
+    const url = readFileSync(join(fx.home.config.goalsDir, goal_id, "workspace", "p-proxy"), "utf8").trim();
+    const { password } = new URL(url);
+    const shown = resultBefore(script.requests, 2);
+    expect(shown).toMatch(
+      /approval this call needs would name a proxy credential of this goal \(.*http:\/a_\w+:\[hidden\]@/,
+    );
+    const audit = (await c.call("audit.query", { goal_id, limit: 1000 })).entries;
+    const all = JSON.stringify([shown, audit, fx.eventLog]);
+    for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
+  }, 200_000);
+
   it("reads no piece of a call's credentials in the refusal a socket client gets, details included", async () => {
     const a = await c.call("agent.spawn", {
       manifest: manifest("link-call", {
