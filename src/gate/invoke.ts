@@ -372,6 +372,9 @@ export class Gate {
       // goal's sandbox removed as its agent stopped): the cancellation, refused as such, the
       // stage's error in the reason (gate/cancel.ts).
       refuseIfCancelled(call.signal, seen.stage ?? "schema", deny, e);
+      // Its error may quote a path the container resolved (a link named after a credential):
+      // blanked in place, so tool.errored (the entry, the event) and the caller see it so.
+      this.hideInError(principal.goalId, e);
       auditStageFailure(deps.audit, principal, call, seen.stage ?? "schema", e, asked);
       throw e;
     }

@@ -246,4 +246,106 @@ describe("a model making the container name its proxy password in a path", () =>
     for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
     await c.call("agent.stop", { agent_id: a.agent_id });
   }, 200_000);
+
+  it("reads no piece of a call's credentials where file_list names the folder it listed (its data)", async () => {
+    const a = await c.call("agent.spawn", {
+      manifest: manifest("link-list", {
+        lifecycle: "persistent",
+        capabilities: [
+          "tool: exec",
+          "tool: file_list",
+          "tool: grep",
+          "exec: *",
+          "file_read: /workspace/**",
+          "file_write: /workspace/**",
+          "network: plain.test:8080",
+        ],
+      }),
+    });
+    // A folder named after the call's proxy URL, and a link to it.
+    await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "exec",
+      input: {
+        command: [
+          `printf '%s\\n' "$HTTP_PROXY" > /workspace/l-proxy`,
+          `mkdir -p "/workspace/$HTTP_PROXY-d"`,
+          `echo hit > "/workspace/$HTTP_PROXY-d/f"`,
+          `ln -s "/workspace/$HTTP_PROXY-d" /workspace/l-d`,
+        ].join("; "),
+      },
+    });
+    const url = readFileSync(
+      join(fx.home.config.goalsDir, a.goal_id as string, "workspace", "l-proxy"),
+      "utf8",
+    ).trim();
+    const { password } = new URL(url);
+    const listed = await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "file_list",
+      input: { path: "/workspace/l-d" },
+    });
+    expect.soft(String(listed.output)).toMatch(/file\s+4\s+f/);
+    expect
+      .soft((listed.data as { path?: string }).path)
+      .toMatch(/^\/workspace\/http:\/a_\w+:\[hidden\]@[\d.]+:\d+-d$/);
+    // grep names each match's file below the folder as resolved: blanked in its output.
+    const grepped = await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "grep",
+      input: { pattern: "hit", path: "/workspace/l-d" },
+    });
+    expect
+      .soft(String(grepped.output))
+      .toMatch(/\/workspace\/http:\/a_\w+:\[hidden\]@[\d.]+:\d+-d\/f:1: hit/);
+    const audit = (await c.call("audit.query", { goal_id: a.goal_id, limit: 1000 })).entries;
+    const all = JSON.stringify([listed, grepped, audit, fx.eventLog]);
+    for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
+    await c.call("agent.stop", { agent_id: a.agent_id });
+  }, 200_000);
+
+  it("reads no piece of it in a stage failure (tool.errored: its entry, its event, the model's text)", async () => {
+    // A name longer than the kernel takes, in a folder reached through the link: the exec's
+    // judging stats its folder, which fails (ENAMETOOLONG) naming the folder as resolved.
+    const long = "n".repeat(300);
+    const script = server.script('manifest "link-errored"', [
+      turn.toolUse("exec", {
+        command: [
+          `printf '%s\\n' "$HTTP_PROXY" > /workspace/p-proxy`,
+          `mkdir -p "/workspace/$HTTP_PROXY"`,
+          `ln -s "/workspace/$HTTP_PROXY" /workspace/d`,
+        ].join("; "),
+      }),
+      turn.toolUse("exec", { command: `cd /workspace/d && cat ${long}/x` }),
+      turn.text("done"),
+    ]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "fail a stage naming my password",
+      manifest: manifest("link-errored", {
+        capabilities: [
+          "tool: exec",
+          "file_read: /workspace/**",
+          "file_write: /workspace/**",
+          "exec: *",
+          "network: plain.test:8080",
+        ],
+      }),
+    });
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 150_000 });
+    expect(end.state).toBe("succeeded");
+    const url = readFileSync(join(fx.home.config.goalsDir, goal_id, "workspace", "p-proxy"), "utf8").trim();
+    const { password } = new URL(url);
+    const shown = resultBefore(script.requests, 2);
+    const audit = (await c.call("audit.query", { goal_id, limit: 1000 })).entries;
+    const errored = audit.filter((e) => e.kind === "tool.errored");
+    expect(errored).toHaveLength(1);
+    const path = /\/workspace\/http:\/a_\w+:\[hidden\]@[\d.]+:\d+\/n{300}/;
+    expect.soft((errored[0]?.payload as { error?: string } | undefined)?.error).toMatch(path);
+    expect.soft(shown).toMatch(path);
+    const events = fx.eventLog.filter((l) => l.includes("tool.errored"));
+    expect.soft(events).toHaveLength(1);
+    expect.soft(events[0]).toMatch(path);
+    const all = JSON.stringify([shown, audit, fx.eventLog]);
+    for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
+  }, 200_000);
 });
