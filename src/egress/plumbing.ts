@@ -213,9 +213,11 @@ export class EgressPlumbing {
   /**
    * The spellings of every caller's credentials of the goal (callers.ts credentialsIn: the
    * agents' and its MCP servers' passwords, the caller's own among them: an exec of a socket
-   * call holds only its call's) and of every call credential of the goal `text` holds.
+   * call holds only its call's) and of every call credential of the goal `text` holds. The
+   * gate blanks them in what it says of a call too (gate/invoke.ts: a refusal's reason, an
+   * error, quoting a path the container resolved through a link named after them).
    */
-  private goalSecretsIn(goalId: string, text: string): string[] {
+  goalSecretsIn(goalId: string, text: string): string[] {
     const calls = this.callers
       .goalCallCredentialsIn(goalId, text)
       .flatMap((c) => credentialSpellings(c.user, c.password, [c.password, c.key, c.secret]));

@@ -31,6 +31,7 @@ import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
 import { auditCallId, auditText } from "../security/audit-text.js";
+import { blankSecrets } from "../security/blank-secrets.js";
 import type { JsonValue } from "../security/canonical-json.js";
 import type { Grant } from "../security/grants.js";
 import type { PolicyEngine } from "../security/policy.js";
@@ -145,7 +146,7 @@ export interface GateDeps {
    * Goals with a network (egress/plumbing.ts): what an exec of the caller may connect to
    * and the proxy variables it gets. Absent: no goal has a network.
    */
-  egress?: Pick<EgressPlumbing, "access" | "agentStopped">;
+  egress?: Pick<EgressPlumbing, "access" | "agentStopped"> & Partial<Pick<EgressPlumbing, "goalSecretsIn">>;
   /** Traces (telemetry/): one execute_tool span per call. Absent: tracing is off. */
   tracer?: Tracer;
   /**
@@ -238,6 +239,38 @@ export class Gate {
   }
 
   /**
+   * `text` with the goal's proxy credentials blanked (egress/plumbing.ts goalSecretsIn, as the
+   * tools blank them in their output). A refusal or an error may quote a path the container
+   * resolved, and a command can name one after a credential (`ln -s "$HTTP_PROXY" l`): before,
+   * file_read of such a link told the model, the audit and the events the password.
+   */
+  private hidden(goalId: string, text: string): string {
+    const secrets = this.deps.egress?.goalSecretsIn?.(goalId, text) ?? [];
+    return secrets.length === 0 ? text : blankSecrets(text, secrets, "[hidden]");
+  }
+
+  /** `details` (a refusal's or error's: the need, the resolved path) blanked as `hidden`. */
+  private hiddenIn(goalId: string, details: Record<string, unknown>): Record<string, unknown> {
+    let json: string;
+    try {
+      json = JSON.stringify(details);
+    } catch {
+      return details; // not JSON (a cycle): no path the container resolved in it either
+    }
+    const shown = this.hidden(goalId, json);
+    return shown === json ? details : (JSON.parse(shown) as Record<string, unknown>);
+  }
+
+  /** An error of a call, its message and details blanked in place (before it is audited). */
+  private hideInError(goalId: string, e: unknown): void {
+    if (!(e instanceof Error)) return;
+    e.message = this.hidden(goalId, e.message);
+    if (e instanceof AidoError) {
+      Object.assign(e, { details: this.hiddenIn(goalId, e.details) });
+    }
+  }
+
+  /**
    * A call refused before it reached the gate: the agent loop found its arguments were not a
    * JSON object (stage schema) or its repeat guard stopped it (stage repeat_guard), or a
    * plan's step nests its arguments deeper than the gate takes (kernel/plans.ts). Audited as
@@ -291,8 +324,11 @@ export class Gate {
   ): Promise<{ judged: Judged; passed: ApprovalPassed; deny: Deny }> {
     const { deps } = this;
     let denied = false;
-    const deny: Deny = (code, stage, reason, details = {}) => {
+    const deny: Deny = (code, stage, said, given = {}) => {
       denied = true;
+      // A path the container resolved (a link named after a proxy credential) is named blanked.
+      const reason = this.hidden(principal.goalId, said);
+      const details = this.hiddenIn(principal.goalId, given);
       // The denial entry is written before the error is reported; if it cannot be
       // written, the audit error wins (fail closed, and loudly).
       deps.audit.append({
@@ -336,6 +372,9 @@ export class Gate {
       // goal's sandbox removed as its agent stopped): the cancellation, refused as such, the
       // stage's error in the reason (gate/cancel.ts).
       refuseIfCancelled(call.signal, seen.stage ?? "schema", deny, e);
+      // Its error may quote a path the container resolved (a link named after a credential):
+      // blanked in place, so tool.errored (the entry, the event) and the caller see it so.
+      this.hideInError(principal.goalId, e);
       auditStageFailure(deps.audit, principal, call, seen.stage ?? "schema", e, asked);
       throw e;
     }
@@ -432,6 +471,10 @@ export class Gate {
           // signal as it can (a file write until it is sent, an exec killed), and adopt_world
           // not at all (it runs to its end, never half-applied).
           return await tool.run(input, ctx);
+        } catch (e) {
+          // Its error may name a path the container resolved (a link named after a credential).
+          this.hideInError(principal.goalId, e);
+          throw e;
         } finally {
           egress?.end?.();
           paths.audit(deps.audit, principal);

@@ -21,6 +21,7 @@ import type { SandboxHandle } from "../sandbox/types.js";
 import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
 import type { AskedBy } from "../security/approval-store.js";
 import type { DenyStage, GateStage } from "../security/audit-events.js";
+import { blankSecrets } from "../security/blank-secrets.js";
 import { formatGrant, type Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyDecision } from "../security/policy.js";
@@ -241,6 +242,19 @@ export async function judgeCall(
       (await tool.approvalScope?.(input, needs, needsCtx)) ?? approvalScopeOf(tool.name, input, needs);
     const scope = await scopeOf();
     refuseIfCancelled(call.signal, "approval", deny);
+    // A path the container resolved through a link named after a proxy credential of the goal
+    // (`ln -s "/workspace/$HTTP_PROXY" l`): no human is asked about it. The request, its audit
+    // entry and its event named the password whole; the refusal's reason is blanked as every
+    // refusal's is (invoke.ts deny).
+    const asked = JSON.stringify({ needs, scope });
+    const secrets = deps.egress?.goalSecretsIn?.(principal.goalId, asked) ?? [];
+    if (secrets.length > 0 && blankSecrets(asked, secrets, "") !== asked) {
+      return deny(
+        ErrorCode.policyDenied,
+        "approval",
+        `the approval this call needs would name a proxy credential of this goal (${needs.map(describeNeed).join(", ")}); refused`,
+      );
+    }
     judged.approval = {
       scope,
       scopeOf,

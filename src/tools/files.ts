@@ -14,7 +14,7 @@ import { readViewOf } from "../gate/confinement.js";
 import type { ToolContext, ToolDef } from "../gate/types.js";
 import type { ReadView } from "../sandbox/types.js";
 import { matchPath } from "../security/glob.js";
-import { callerSecrets, hideCallerSecrets, hideCutText } from "./hide-secrets.js";
+import { callerSecrets, hideCallerSecrets, hideCutText, hideSecrets } from "./hide-secrets.js";
 import { boundOutput } from "./output.js";
 import { canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
 
@@ -34,16 +34,27 @@ function readView(ctx: ToolContext, tool: string): ReadView {
 /**
  * A text of the container as the model may see it: every proxy credential of the goal blanked
  * as in exec's output (hide-secrets.ts). A command can write them to a file (`printf %s
- * "$HTTP_PROXY" > f`), where file_read and grep showed them.
+ * "$HTTP_PROXY" > f`), where file_read and grep showed them. `secrets` are the goal's
+ * credentials the output holds, looked for once over the output as built (secretsOf) and
+ * handed to its cuts' blanking (cutText) too: before, each looked them up again.
  */
-const shown = (ctx: ToolContext, text: string, cap: number) =>
-  boundOutput(hideCallerSecrets(text, ctx.egress), cap);
+const shown = (text: string, secrets: readonly string[], cap: number) =>
+  boundOutput(hideSecrets(text, secrets), cap);
+/** The goal's credentials an output holds, as built, before any is blanked (hide-secrets.ts callerSecrets). */
+const secretsOf = (ctx: ToolContext, built: string): string[] => callerSecrets(built, ctx.egress);
 /**
- * A file's content as read, which a cap may have cut inside a credential: its start there is
- * blanked too (hide-secrets.ts hideCutText), before the note saying where it was cut.
+ * A canonical path as a result names it (its text, its data): the container resolved it, and a
+ * command can name a link's target after a credential (`ln -s "/workspace/$HTTP_PROXY" l`),
+ * which file_write and file_edit of `l` told the model whole.
  */
-const cutRead = (ctx: ToolContext, content: string, truncated: boolean): string =>
-  truncated ? hideCutText(content, callerSecrets(content, ctx.egress)) : content;
+const shownPath = (ctx: ToolContext, path: string) => hideCallerSecrets(path, ctx.egress);
+/**
+ * A text of the output that a cap may have cut inside a credential (a file's content as read,
+ * a grep line): its start there is blanked too (hide-secrets.ts hideCutText), before what
+ * follows the cut (the note saying where it was cut, grep's "…").
+ */
+const cutText = (text: string, cut: boolean, secrets: readonly string[]): string =>
+  cut ? hideCutText(text, secrets) : text;
 const cancel = (ctx: ToolContext): { signal?: AbortSignal } => (ctx.signal ? { signal: ctx.signal } : {});
 const READ_MANY_MAX = 20;
 const GREP_MAX_MATCHES = 500;
@@ -79,9 +90,10 @@ export const fileRead: ToolDef<z.infer<typeof readInput>> = {
     const note = r.truncated
       ? `\n[file truncated: showed ${Buffer.byteLength(r.content)} of ${r.size} bytes]`
       : "";
+    const secrets = secretsOf(ctx, r.content + note);
     return {
-      output: shown(ctx, cutRead(ctx, r.content, r.truncated) + note, ctx.outputMaxBytes),
-      data: { path, size: r.size, truncated: r.truncated },
+      output: shown(cutText(r.content, r.truncated, secrets) + note, secrets, ctx.outputMaxBytes),
+      data: { path: shownPath(ctx, path), size: r.size, truncated: r.truncated },
     };
   },
 };
@@ -101,9 +113,11 @@ export const fileReadMany: ToolDef<z.infer<typeof readManyInput>> = {
   },
   async run(i, ctx) {
     const share = Math.max(256, Math.floor(ctx.outputMaxBytes / i.paths.length));
-    const parts: string[] = [];
+    // Each file's part: its content (cut at its share, or not) between its head and its note.
+    const parts: { head: string; content: string; cut: boolean; note: string }[] = [];
     for (const p of i.paths) {
       const path = await confirmJudged(ctx, ["file_read"], p);
+      const head = `=== ${path} ===\n`;
       try {
         const r = await ctx.sandbox.readFile(path, {
           maxBytes: roomFor(share),
@@ -113,13 +127,25 @@ export const fileReadMany: ToolDef<z.infer<typeof readManyInput>> = {
         const note = r.truncated
           ? `\n[file truncated: showed ${Buffer.byteLength(r.content)} of ${r.size} bytes]`
           : "";
-        parts.push(`=== ${path} ===\n${cutRead(ctx, r.content, r.truncated)}${note}`);
+        parts.push({ head, content: r.content, cut: r.truncated, note });
       } catch (e) {
         if (ctx.signal?.aborted) throw e;
-        parts.push(`=== ${path} ===\n[error: ${(e as Error).message}]`);
+        parts.push({ head, content: `[error: ${(e as Error).message}]`, cut: false, note: "" });
       }
     }
-    return { output: shown(ctx, parts.join("\n"), ctx.outputMaxBytes) };
+    const built = (text: (part: (typeof parts)[number]) => string) =>
+      parts.map((part) => `${part.head}${text(part)}${part.note}`).join("\n");
+    const secrets = secretsOf(
+      ctx,
+      built((part) => part.content),
+    );
+    return {
+      output: shown(
+        built((part) => cutText(part.content, part.cut, secrets)),
+        secrets,
+        ctx.outputMaxBytes,
+      ),
+    };
   },
 };
 
@@ -136,7 +162,8 @@ export const fileWrite: ToolDef<z.infer<typeof writeInput>> = {
   async run(i, ctx) {
     const path = await confirmJudged(ctx, ["file_write"], i.path);
     const { bytes } = await ctx.sandbox.writeFile(path, i.content, { expect: path, ...cancel(ctx) });
-    return { output: `wrote ${bytes} bytes to ${path}`, data: { path, bytes } };
+    const named = shownPath(ctx, path);
+    return { output: `wrote ${bytes} bytes to ${named}`, data: { path: named, bytes } };
   },
 };
 
@@ -168,7 +195,11 @@ export const fileEdit: ToolDef<z.infer<typeof editInput>> = {
       i.replace_all ?? false,
       { expect: path, ...cancel(ctx) },
     );
-    return { output: `replaced ${replacements} occurrence(s) in ${path}`, data: { path, replacements } };
+    const named = shownPath(ctx, path);
+    return {
+      output: `replaced ${replacements} occurrence(s) in ${named}`,
+      data: { path: named, replacements },
+    };
   },
 };
 
@@ -189,9 +220,12 @@ export const fileList: ToolDef<z.infer<typeof listInput>> = {
       (e) => !deny.some((d) => matchPath(d, posix.join(path, e.name))),
     );
     const lines = entries.map((e) => `${e.type.padEnd(7)} ${String(e.size).padStart(10)}  ${e.name}`);
+    const built = lines.join("\n") || "(empty)";
     return {
-      output: shown(ctx, lines.join("\n") || "(empty)", ctx.outputMaxBytes),
-      data: { path, entries: entries.length },
+      output: shown(built, secretsOf(ctx, built), ctx.outputMaxBytes),
+      // The folder as the container resolved it: a link named after a credential told a socket
+      // client the password whole (`ln -s "/workspace/$HTTP_PROXY-d" l`, file_list of `l`).
+      data: { path: shownPath(ctx, path), entries: entries.length },
     };
   },
 };
@@ -221,16 +255,17 @@ export const grep: ToolDef<z.infer<typeof grepInput>> = {
     });
     // The executor cuts a long line at 500 characters and ends it with "…": a credential the
     // cut fell inside leaves its start there (hide-secrets.ts hideCutText).
-    const secrets = callerSecrets(matches.map((m) => m.text).join("\n"), ctx.egress);
-    const lines = matches.map((m) => {
-      const text = m.text.endsWith(LINE_CUT)
-        ? `${hideCutText(m.text.slice(0, -1), secrets)}${LINE_CUT}`
-        : m.text;
-      return `${m.path}:${m.line}: ${text}`;
-    });
     const more = matches.length >= GREP_MAX_MATCHES ? `\n[stopped at ${GREP_MAX_MATCHES} matches]` : "";
+    const built = (text: (m: (typeof matches)[number]) => string) =>
+      (matches.map((m) => `${m.path}:${m.line}: ${text(m)}`).join("\n") || "(no matches)") + more;
+    const secrets = secretsOf(
+      ctx,
+      built((m) => m.text),
+    );
+    const cutLine = (m: (typeof matches)[number]) =>
+      m.text.endsWith(LINE_CUT) ? `${cutText(m.text.slice(0, -1), true, secrets)}${LINE_CUT}` : m.text;
     return {
-      output: shown(ctx, (lines.join("\n") || "(no matches)") + more, ctx.outputMaxBytes),
+      output: shown(built(cutLine), secrets, ctx.outputMaxBytes),
       data: { matches: matches.length },
     };
   },
