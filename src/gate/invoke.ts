@@ -261,7 +261,11 @@ export class Gate {
    */
   private secretsIn(goalId: string, text: string): [string, string][] {
     const goal = this.deps.egress?.goalSecretsIn?.(goalId, text) ?? [];
-    const config = this.deps.configSecrets?.() ?? [];
+    // Only those the text holds (as written, or escaped as the JSON of a call's input writes
+    // them): most texts hold none, and then nothing is walked or rebuilt.
+    const config = (this.deps.configSecrets?.() ?? []).filter(
+      (s) => text.includes(s) || text.includes(JSON.stringify(s).slice(1, -1)),
+    );
     return [
       ...goal.map((s): [string, string] => [s, "[hidden]"]),
       ...config.map((s): [string, string] => [s, "***"]),
