@@ -31,7 +31,7 @@ import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
 import { auditCallId, auditText } from "../security/audit-text.js";
-import { blankSecrets } from "../security/blank-secrets.js";
+import { blankMarked } from "../security/blank-secrets.js";
 import type { JsonValue } from "../security/canonical-json.js";
 import type { Grant } from "../security/grants.js";
 import type { PolicyEngine } from "../security/policy.js";
@@ -147,6 +147,11 @@ export interface GateDeps {
    * and the proxy variables it gets. Absent: no goal has a network.
    */
   egress?: Pick<EgressPlumbing, "access" | "agentStopped"> & Partial<Pick<EgressPlumbing, "goalSecretsIn">>;
+  /**
+   * The config's secrets (config-secrets.ts configSecrets), blanked `***` in what the gate says
+   * and records of a call: its recorded input, a refusal's reason, an error. Absent: none.
+   */
+  configSecrets?: () => readonly string[];
   /** Traces (telemetry/): one execute_tool span per call. Absent: tracing is off. */
   tracer?: Tracer;
   /**
@@ -239,14 +244,50 @@ export class Gate {
   }
 
   /**
-   * `text` with the goal's proxy credentials blanked (egress/plumbing.ts goalSecretsIn, as the
-   * tools blank them in their output). A refusal or an error may quote a path the container
+   * `text` with the goal's proxy credentials and the config's secrets blanked (secretsIn; the tools
+   * blank the credentials in their output too). A refusal or an error may quote a path the container
    * resolved, and a command can name one after a credential (`ln -s "$HTTP_PROXY" l`): before,
    * file_read of such a link told the model, the audit and the events the password.
    */
   private hidden(goalId: string, text: string): string {
-    const secrets = this.deps.egress?.goalSecretsIn?.(goalId, text) ?? [];
-    return secrets.length === 0 ? text : blankSecrets(text, secrets, "[hidden]");
+    const marked = this.secretsIn(goalId, text);
+    return marked.length === 0 ? text : blankMarked(text, marked);
+  }
+
+  /**
+   * What the gate blanks in what it says and records of a call of the goal, each with its
+   * mark: the goal's proxy credentials `text` may hold (`[hidden]`) and the config's secrets
+   * (`***`, config-secrets.ts: a model may write its provider's API key into a child manifest).
+   */
+  private secretsIn(goalId: string, text: string): [string, string][] {
+    const goal = this.deps.egress?.goalSecretsIn?.(goalId, text) ?? [];
+    // Only those the text holds (as written, or escaped as the JSON of a call's input writes
+    // them): most texts hold none, and then nothing is walked or rebuilt.
+    const config = (this.deps.configSecrets?.() ?? []).filter(
+      (s) => text.includes(s) || text.includes(JSON.stringify(s).slice(1, -1)),
+    );
+    return [
+      ...goal.map((s): [string, string] => [s, "[hidden]"]),
+      ...config.map((s): [string, string] => [s, "***"]),
+    ];
+  }
+
+  /**
+   * A call's input as tool.invoked records it: every text in it (a key, a value) blanked as
+   * `hidden`, its shape kept. Before, a child manifest a model wrote the config's API key into
+   * (spawn_agent, spawn_agents) was in the audit whole, and so was a password a call named.
+   */
+  private recorded(goalId: string, input: unknown): JsonValue {
+    // The input came as JSON (a model's arguments, a client's params), as the entry keeps it.
+    const marked = this.secretsIn(goalId, JSON.stringify(input) ?? "");
+    if (marked.length === 0) return input as JsonValue;
+    const blank = (v: unknown): unknown => {
+      if (typeof v === "string") return blankMarked(v, marked);
+      if (Array.isArray(v)) return v.map(blank);
+      if (v === null || typeof v !== "object") return v;
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [blankMarked(k, marked), blank(x)]));
+    };
+    return blank(input) as JsonValue;
   }
 
   /** `details` (a refusal's or error's: the need, the resolved path) blanked as `hidden`. */
@@ -396,7 +437,11 @@ export class Gate {
     span?.set({ [Attr.gateVerdict]: "allowed" });
     const invoked = deps.audit.record(
       "tool.invoked",
-      { tool: tool.name, input: input as JsonValue, ...(call.callId ? { call_id: call.callId } : {}) },
+      {
+        tool: tool.name,
+        input: this.recorded(principal.goalId, input),
+        ...(call.callId ? { call_id: call.callId } : {}),
+      },
       { goalId: principal.goalId, agentId: principal.agentId },
     );
     const paths = new RunPaths(tool.name, grants, deps.policy, confirmed, call.callId);

@@ -41,7 +41,14 @@ beforeAll(async () => {
     runtime: { backend: undefined },
     config: (cfg) => {
       cfg.grantCeilings = [
-        ["tool: *", "file_read: /workspace/**", "file_write: /workspace/**", "exec: *", "network: *:*"],
+        [
+          "tool: *",
+          "file_read: /workspace/**",
+          "file_write: /workspace/**",
+          "exec: *",
+          "network: *:*",
+          "spawn_child: [*]",
+        ],
       ];
     },
   });
@@ -346,6 +353,85 @@ describe("a model making the container name its proxy password in a path", () =>
     expect.soft(events).toHaveLength(1);
     expect.soft(events[0]).toMatch(path);
     const all = JSON.stringify([shown, audit, fx.eventLog]);
+    for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
+  }, 200_000);
+
+  it("finds neither the config's API key nor its proxy password in a call's recorded input", async () => {
+    const apiKey = fx.home.config.providers.anthropic.apiKey as string;
+    expect(apiKey.length).toBeGreaterThanOrEqual(MIN_SECRET_LENGTH);
+    let goal = "";
+    // What the model learnt (a test knows it; a model could be told): the password its exec wrote.
+    const passwordOf = () =>
+      new URL(readFileSync(join(fx.home.config.goalsDir, goal, "workspace", "p-proxy"), "utf8").trim())
+        .password;
+    const kid = (password: string) => ({
+      name: "kid",
+      system_prompt: `Use the key ${apiKey} and the password ${password}.`,
+      capabilities: ["tool: file_read", `file_read: /${apiKey}/**`],
+    });
+    server.script('manifest "input-secrets"', [
+      turn.toolUse("exec", { command: `printf '%s\\n' "$HTTP_PROXY" > /workspace/p-proxy` }),
+      // Children the parent may not start (a read it does not hold): each call fails in its run.
+      () => turn.toolUse("spawn_agent", { manifest: kid(passwordOf()), message: `key ${apiKey}` }),
+      () =>
+        turn.toolUse("spawn_agents", {
+          children: [{ manifest: kid(passwordOf()), message: `password ${passwordOf()}` }],
+        }),
+      () => turn.toolUse("file_write", { path: "/workspace/note", content: `${apiKey} ${passwordOf()}` }),
+      turn.text("done"),
+    ]);
+    const submitted = await c.call("goal.submit", {
+      goal: "write secrets into my calls",
+      manifest: manifest("input-secrets", {
+        capabilities: [
+          "tool: exec",
+          "tool: spawn_agent",
+          "tool: spawn_agents",
+          "tool: file_write",
+          "spawn_child: [kid]",
+          "file_read: /workspace/**",
+          "file_write: /workspace/**",
+          "exec: *",
+          "network: plain.test:8080",
+        ],
+      }),
+    });
+    goal = submitted.goal_id;
+    const end = await c.call("goal.wait", { goal_id: goal, timeout_ms: 150_000 });
+    expect(end.state).toBe("succeeded");
+    const password = passwordOf();
+    const audit = (await c.call("audit.query", { goal_id: goal, limit: 1000 })).entries;
+    const inputOf = (tool: string) =>
+      audit.find((e) => e.kind === "tool.invoked" && (e.payload as { tool: string }).tool === tool)
+        ?.payload as { input: Record<string, unknown> } | undefined;
+    // Each entry keeps its shape: the texts in it blanked, nothing else changed.
+    expect.soft(inputOf("spawn_agent")?.input).toEqual({
+      manifest: {
+        name: "kid",
+        system_prompt: "Use the key *** and the password [hidden].",
+        capabilities: ["tool: file_read", "file_read: /***/**"],
+      },
+      message: "key ***",
+    });
+    expect.soft(inputOf("spawn_agents")?.input).toEqual({
+      children: [
+        {
+          manifest: {
+            name: "kid",
+            system_prompt: "Use the key *** and the password [hidden].",
+            capabilities: ["tool: file_read", "file_read: /***/**"],
+          },
+          message: "password [hidden]",
+        },
+      ],
+    });
+    expect.soft(inputOf("file_write")?.input).toEqual({ path: "/workspace/note", content: "*** [hidden]" });
+    const failed = audit.filter((e) => e.kind === "tool.failed");
+    // spawn_agent fails in its run; spawn_agents answers each child's refusal in its result.
+    expect.soft(failed.length).toBeGreaterThanOrEqual(1);
+    for (const f of failed) expect.soft((f.payload as { error: string }).error).toContain("/***/**");
+    const all = JSON.stringify([audit, fx.eventLog]);
+    expect(all).not.toContain(apiKey);
     for (const piece of piecesOf(password)) expect(all).not.toContain(piece);
   }, 200_000);
 });
