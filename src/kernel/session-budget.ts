@@ -18,6 +18,12 @@
 // session ends, its account closes and every hold under it with it: its queued and running
 // goals fail saying the session ended (failSessionGoals), and one that would start after it
 // (a queued goal after a restart) fails at start.
+//
+// In cluster mode (cluster/goal-submit.ts) the goal may run on another node, and a remote
+// node cannot hold this node's ledger: the share is carved the same way at submit
+// (clusterHoldOf) but never comes back while the session lives (the goal is charged it in
+// full), and it caps the job's manifest budget.max_tokens, which lowers the goal's cap on
+// the node that runs it.
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AuditLog } from "../security/audit.js";
@@ -29,6 +35,16 @@ export const MIN_DEFAULT_SHARE = 4096;
 /** The account a session's account keeps for one goal it submitted. */
 export function holdAccountOf(goalId: string): string {
   return `hold:${goalId}`;
+}
+
+/**
+ * In cluster mode, the account that charges a session's goal its share in full: the goal
+ * may run on another node, whose ledger this one cannot hold, so the share stays taken
+ * from the session until the session ends; the share caps the goal's manifest budget
+ * instead (cluster/goal-submit.ts).
+ */
+export function clusterHoldOf(goalId: string): string {
+  return `job:${goalId}`;
 }
 
 /** An open session's budget, as goal.submit needs it. */
@@ -46,14 +62,14 @@ export interface SessionShareDeps {
 }
 
 /**
- * Carve the share of goal `goalId` from the session's account (see the header). Returns
- * the share; refused as budget_exceeded, audited as goal.refused, when the session cannot
- * cover it.
+ * Carve a goal's share from the session's account (see the header) as the account `holdId`
+ * (holdAccountOf, or clusterHoldOf). Returns the share; refused as budget_exceeded, audited
+ * as goal.refused, when the session cannot cover it.
  */
 export function carveSessionShare(
   deps: SessionShareDeps,
   session: SessionAccount,
-  goalId: string,
+  holdId: string,
   asked: number | undefined,
 ): number {
   const { budget } = deps;
@@ -64,7 +80,7 @@ export function carveSessionShare(
     const share = Math.min(asked ?? Math.floor(left / 2), deps.goalMaxTokens);
     const short = asked !== undefined ? share > left : share < MIN_DEFAULT_SHARE;
     if (short || share <= 0) return { left };
-    budget.open(holdAccountOf(goalId), { goalId: account.goal_id, limit: share, parentId: session.account });
+    budget.open(holdId, { goalId: account.goal_id, limit: share, parentId: session.account });
     return { left, share };
   });
   if (carved.share !== undefined) return carved.share;
@@ -72,7 +88,7 @@ export function carveSessionShare(
     asked !== undefined
       ? `the goal asks for ${asked} (its manifest's budget.max_tokens)`
       : `a goal that names no budget.max_tokens asks for half of what is left, at least ${MIN_DEFAULT_SHARE}`;
-  const reason = `MCP session ${session.session_id} cannot cover this goal: its budget is ${account.limit_tokens} tokens, ${carved.left} left; ${want}. Its goals' unspent shares come back when they end; wait for one, or ask for less`;
+  const reason = `MCP session ${session.session_id} cannot cover this goal: its budget is ${account.limit_tokens} tokens, ${carved.left} left; ${want}. What its goals leave unspent comes back when they end; wait for one, or ask for less`;
   deps.audit.record("goal.refused", { field: "budget", reason, session_id: session.session_id });
   throw new AidoError(ErrorCode.budgetExceeded, reason, {
     session_id: session.session_id,
@@ -95,7 +111,7 @@ export function withSessionShare<T>(
   submit: (share?: number) => T,
 ): T {
   if (session === undefined) return submit();
-  const share = carveSessionShare(deps, session, goalId, asked);
+  const share = carveSessionShare(deps, session, holdAccountOf(goalId), asked);
   try {
     return submit(share);
   } catch (e) {
