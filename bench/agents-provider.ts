@@ -4,14 +4,25 @@
 // manifest "fanout") first asks for spawn_agents with CHILDREN children, then answers;
 // every other request (a child) asks for BENCH_CHILD_TURNS - 1 memory_query calls, one per
 // turn, then answers with text. Prints the server's URL, then serves
-// until stdin closes; prints the most requests it had in flight on exit.
+// until stdin closes; prints the most requests it had in flight on exit. With
+// BENCH_RECORD=file it then writes the children's requests to that file (JSON: each one's
+// path, body and arrival in ms after the first), which bench/agents-baseline.ts replays.
 
+import { writeFileSync } from "node:fs";
 import { type ProviderServer, startProviderServer, turn } from "../test/support/provider-server.js";
+
+/** One recorded request (BENCH_RECORD). */
+export interface RecordedCall {
+  atMs: number;
+  path: string;
+  body: unknown;
+}
 
 const delayMs = Number(process.env.BENCH_DELAY_MS ?? 200);
 const children = Number(process.env.BENCH_CHILDREN ?? 50);
 /** Model turns per child: every turn but the last asks for a memory_query call. */
 const childTurns = Number(process.env.BENCH_CHILD_TURNS ?? 1);
+const record = process.env.BENCH_RECORD;
 
 const server: ProviderServer = await startProviderServer();
 const child = (i: number) => ({
@@ -40,10 +51,18 @@ server.fallback((req) => {
     ? turn.toolUse("memory_query", { query: `fact ${done}` }, { delayMs })
     : turn.text("child done", { delayMs });
 });
+/** The children's requests (the parent's are not what a working agent's turn sends). */
+function recorded(): RecordedCall[] {
+  const parent = new Set(server.requestsMatching('manifest "fanout"'));
+  const calls = server.requests.filter((r) => !parent.has(r));
+  const first = calls[0]?.receivedAt ?? 0;
+  return calls.map((r) => ({ atMs: r.receivedAt - first, path: r.path, body: r.body }));
+}
 console.log(server.url);
 process.stdin.resume();
 process.stdin.on("end", async () => {
   console.log(`maxInFlight=${server.maxInFlight}`);
+  if (record) writeFileSync(record, JSON.stringify(recorded()));
   await server.close();
   process.exit(0);
 });

@@ -16,7 +16,9 @@
 // how much V8's background threads (optimizing compiler, concurrent GC), read from
 // /proc/self/task (Linux). The one-turn fan-out is then measured again, warmed, and a
 // child's spawn and stop are measured on their own (no model call), so the report shows
-// what of a one-turn child's CPU is its turn and what its lifecycle. Run alone with
+// what of a one-turn child's CPU is its turn and what its lifecycle. Last, the requests of
+// one warmed run are replayed in a process of its own (bench/agents-baseline.ts), so the
+// report shows what of the warmed turn is the model call itself. Run alone with
 // `npx tsx bench/agents.ts`.
 
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
@@ -31,6 +33,7 @@ import { AidoError, ErrorCode } from "../src/errors.js";
 import { Runtime } from "../src/kernel/runtime.js";
 import { parseManifestValue } from "../src/manifest/load.js";
 import type { SandboxBackend } from "../src/sandbox/backend.js";
+import type { Baselines } from "./agents-baseline.js";
 import type { BenchSection } from "./report.js";
 
 const CHILDREN = 50;
@@ -44,6 +47,8 @@ const LONG_TURNS = 25;
 const WARM_RUNS = 14;
 /** Runs measured once warmed; the median is reported. */
 const WARMED_RUNS = 5;
+/** The metric the model call's baseline is set on. */
+const WARMED_TURN = `runtime CPU per agent turn, ${LONG_TURNS}-turn children, warmed`;
 
 const noContainers: SandboxBackend = {
   acquire: async () => {
@@ -61,9 +66,11 @@ const noContainers: SandboxBackend = {
   close: async () => {},
 };
 
-async function startProvider(
+/** The scripted provider in its own process; with `record`, it writes the children's requests there on exit. */
+export async function startProvider(
   children: number,
   childTurns: number,
+  record?: string,
 ): Promise<{ url: string; proc: ChildProcessWithoutNullStreams; lines: string[] }> {
   const proc = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "agents-provider.ts")], {
     env: {
@@ -71,6 +78,7 @@ async function startProvider(
       BENCH_DELAY_MS: String(DELAY_MS),
       BENCH_CHILDREN: String(children),
       BENCH_CHILD_TURNS: String(childTurns),
+      ...(record ? { BENCH_RECORD: record } : {}),
     },
   });
   const lines: string[] = [];
@@ -114,8 +122,8 @@ function threadCpu(): Map<string, number> {
   return out;
 }
 
-async function fanOut(children: number, childTurns = 1): Promise<Run> {
-  const provider = await startProvider(children, childTurns);
+async function fanOut(children: number, childTurns = 1, record?: string): Promise<Run> {
+  const provider = await startProvider(children, childTurns, record);
 
   const home = mkdtempSync(join(tmpdir(), "aido-bench-agents-"));
   try {
@@ -245,28 +253,92 @@ async function lifecycle(rounds: number): Promise<number> {
  * The section, measured in a process that runs with the daemon's V8 flags (a detached daemon
  * and the daemon image get them: src/daemon/detach.ts DAEMON_V8_FLAGS): without them the
  * turn is measured as no daemon runs it. This process re-runs the file under them when it
- * lacks one, and reads the section back from its output.
+ * lacks one (BENCH_AGENTS_RECORD names the file the provider records one warmed run's
+ * requests in), and reads the section back from its output. The model call's own cost is
+ * then measured from that record in a process of its own under the same flags
+ * (bench/agents-baseline.ts), once the runtime's measured runs are over.
  */
 export async function benchAgents(): Promise<BenchSection> {
-  if (DAEMON_V8_FLAGS.every((f) => process.execArgv.includes(f))) return measureAgents();
-  const child = spawn(
-    process.execPath,
-    [...DAEMON_V8_FLAGS, "--import", "tsx", fileURLToPath(import.meta.url)],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
+  const dir = mkdtempSync(join(tmpdir(), "aido-bench-record-"));
+  const record = join(dir, "calls.json");
+  try {
+    const section = DAEMON_V8_FLAGS.every((f) => process.execArgv.includes(f))
+      ? await measureAgents(record)
+      : ((await underDaemonFlags(fileURLToPath(import.meta.url), [], {
+          BENCH_AGENTS_RECORD: record,
+        })) as BenchSection);
+    const baselines = (await underDaemonFlags(join(import.meta.dirname, "agents-baseline.ts"), [
+      record,
+      String(LONG_TURNS),
+    ])) as Baselines;
+    return withModelCall(section, baselines);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs a bench file in a process with the daemon's V8 flags; returns the JSON it prints. */
+async function underDaemonFlags(
+  file: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<unknown> {
+  const child = spawn(process.execPath, [...DAEMON_V8_FLAGS, "--import", "tsx", file, ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ...env },
+  });
   let out = "";
   child.stdout.setEncoding("utf8");
   child.stdout.on("data", (d: string) => {
     out += d;
   });
   const [code] = (await once(child, "exit")) as [number | null];
-  if (code !== 0) throw new Error(`the agents bench under ${DAEMON_V8_FLAGS.join(" ")} exited with ${code}`);
-  return JSON.parse(out) as BenchSection;
+  if (code !== 0) throw new Error(`${file} under ${DAEMON_V8_FLAGS.join(" ")} exited with ${code}`);
+  return JSON.parse(out);
 }
 
-async function measureAgents(): Promise<BenchSection> {
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+/** The warmed turn with the model call (agents-baseline.ts) as its baseline, and what is left of it. */
+function withModelCall(section: BenchSection, b: Baselines): BenchSection {
+  const at = section.metrics.findIndex((m) => m.name === WARMED_TURN);
+  const warmed = section.metrics[at];
+  if (!warmed) throw new Error(`no "${WARMED_TURN}" metric in the agents section`);
+  const sdk = median(b.sdk);
+  const plain = median(b.plain);
+  const replayed = "replayed in its own process";
+  const metrics = [...section.metrics];
+  metrics.splice(
+    at,
+    1,
+    {
+      ...warmed,
+      baseline: { name: `the model call alone (Anthropic SDK over http-fetch, ${replayed})`, value: sdk },
+    },
+    { name: `${WARMED_TURN}, less the model call`, value: warmed.value - sdk, unit: "ms" },
+    {
+      name: `the model call alone, Anthropic SDK over http-fetch (${replayed})`,
+      value: sdk,
+      unit: "ms",
+      baseline: { name: "the plain exchange (node:http keep-alive POST, JSON in and out)", value: plain },
+    },
+  );
+  const runs = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(", ");
+  return {
+    ...section,
+    metrics,
+    notes: [
+      ...(section.notes ?? []),
+      `The model call: the ${b.calls} requests the children of the last warmed run sent, replayed at the same ` +
+        "offsets against the same scripted provider in a separate process with the daemon's V8 flags " +
+        "(bench/agents-baseline.ts), CPU of that process per call (its timers included), each way warmed " +
+        `then alternating, the median of ${b.sdk.length}: through the Anthropic SDK with http-fetch ${runs(b.sdk)} ms; ` +
+        `as plain node:http keep-alive POSTs, the answer read and JSON.parse'd, ${runs(b.plain)} ms.`,
+    ],
+  };
+}
+
+async function measureAgents(record: string): Promise<BenchSection> {
   const flags = DAEMON_V8_FLAGS.join(" ");
   await fanOut(4, 3); // warm-up: module loading, JIT, the SDK's first connection
   const run = await fanOut(CHILDREN);
@@ -277,7 +349,10 @@ async function measureAgents(): Promise<BenchSection> {
   // CPU time per turn rises when other processes share the cores (caches, the scheduler):
   // the report says how busy the machine was.
   const load = loadavg()[0] ?? 0;
-  for (let i = 0; i < WARMED_RUNS; i++) measured.push(await fanOut(LONG_CHILDREN, LONG_TURNS));
+  for (let i = 0; i < WARMED_RUNS; i++) {
+    // The last run's requests are what bench/agents-baseline.ts replays.
+    measured.push(await fanOut(LONG_CHILDREN, LONG_TURNS, i === WARMED_RUNS - 1 ? record : undefined));
+  }
   measured.sort((a, b) => a.cpuMs / a.turns - b.cpuMs / b.turns);
   const warmed = measured[Math.floor(WARMED_RUNS / 2)] as Run;
   // The one-turn fan-out again, now warmed, and a child's spawn and stop on their own.
@@ -321,7 +396,7 @@ async function measureAgents(): Promise<BenchSection> {
         target: { op: "<=", value: 1 },
       },
       {
-        name: `runtime CPU per agent turn, ${LONG_TURNS}-turn children, warmed`,
+        name: WARMED_TURN,
         value: warmed.cpuMs / warmed.turns,
         unit: "ms",
         target: { op: "<=", value: 1 },
@@ -364,5 +439,6 @@ async function measureAgents(): Promise<BenchSection> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  console.log(JSON.stringify(await benchAgents(), null, 2));
+  const record = process.env.BENCH_AGENTS_RECORD;
+  console.log(JSON.stringify(record ? await measureAgents(record) : await benchAgents(), null, 2));
 }

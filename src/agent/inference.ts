@@ -2,13 +2,17 @@
 // the summaries of its context) reserves the most it can cost on its budget account first
 // (llm/token-bound.ts: the UTF-8 bytes of everything sent, framing, max_tokens), goes
 // through the shared scheduler, commits the real usage after, and is refunded when the
-// provider refuses it (an HTTP error status) or no attempt reached a server. A call given up because its agent stopped, or
-// failed once the provider may have worked on it (connection or stream lost, a timeout), is
-// charged its reservation if its request was sent (the provider may have spent up to it;
-// security/budget.ts), refunded if it never left its queue. The goal is told what each call
-// was charged (env.onUsage: its usage; its intent is charged by the ledger). A refused
-// reservation is budget_exceeded before anything is sent: no call is made on credit. Since a call following the bound can never cost more than it reserved, the
-// goal cap holds however many children spend at once. A provider that reports more anyway
+// provider refuses it (an HTTP error status) or no attempt reached a server. A call given
+// up because its agent stopped, or failed once the provider may have worked on it
+// (connection or stream lost, a timeout), is charged its reservation if its request was sent
+// (the provider may have spent up to it; security/budget.ts), refunded if it never left its
+// queue. Such an attempt retried is charged the same before its retry leaves, and the retry
+// reserves its own bound (CompletionRequest.resending): no attempt is sent on room another
+// was charged. The agent's loop and the `usage` event are told every charge (tellCharged);
+// the goal's usage and its intent are counted by the ledger. A refused reservation is
+// budget_exceeded before anything is sent: no call is made on credit. Since a call following
+// the bound can never cost more than it reserved, the goal cap holds however many children
+// spend at once. A provider that reports more anyway
 // broke the bound: the usage is charged (it was spent), audited as budget.overspent by the
 // ledger, and the call fails with budget_exceeded, which stops the agent; the kernel stops
 // the goal (onBudgetOverspent). A provider that reports no input tokens (no usage at all
@@ -18,6 +22,7 @@
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AgentRecord } from "../kernel/registry.js";
+import type { BilledFailure } from "../llm/retry.js";
 import { callTokenBound } from "../llm/token-bound.js";
 import type { CompletionRequest, LlmClient, LlmResponse, Usage } from "../llm/types.js";
 import type { Reservation } from "../security/budget.js";
@@ -31,63 +36,104 @@ export async function budgetedComplete(
   req: CompletionRequest,
 ): Promise<LlmResponse> {
   const bound = callTokenBound(req);
-  let reservation: Reservation;
-  try {
-    reservation = env.budget.reserve(agent.budgetAccount, bound);
-  } catch (e) {
-    if (e instanceof AidoError && e.code === ErrorCode.budgetExceeded) env.onBudgetExceeded?.(agent, e);
-    throw e;
-  }
+  const first = reserve(env, agent, bound);
+  /** The reservation the attempt in flight is sent on; undefined once settled and told. */
+  let reservation: Reservation | undefined = first;
   const client = env.client(agent);
-  const span = env.tracer ? startChatSpan(env, agent, client, req, reservation.amount) : undefined;
+  const span = env.tracer ? startChatSpan(env, agent, client, req, first.amount) : undefined;
+  // An attempt the provider may have billed is charged before its retry leaves, and the retry
+  // holds its own bound: on one reservation, a provider cutting every first attempt got twice
+  // the requests a cap allowed. A retry refused its reservation fails the call (budget_exceeded).
+  const resending = (billed: BilledFailure) => {
+    const spent = reservation ?? first;
+    reservation = undefined;
+    // Settled already when its account closed under it: told what that charged, all the same.
+    settleQuietly(() => env.budget.abandon(spent, { kind: billed, retried: true }));
+    tellCharged(env, agent, spent);
+    const next = reserve(env, agent, bound);
+    if (!env.budget.markSent(next)) {
+      settleQuietly(() => env.budget.refund(next));
+      throw new AidoError(
+        ErrorCode.cancelled,
+        `agent ${agent.id}: its budget account closed before a retry`,
+        {
+          account: agent.budgetAccount,
+        },
+      );
+    }
+    reservation = next;
+  };
   let response: LlmResponse;
   try {
     let waitMs: number;
-    ({ response, waitMs } = await env.scheduler.complete(agent.id, client, req, {
-      ...(env.beforeModelCall ? { beforeSend: () => env.beforeModelCall?.(agent) ?? Promise.resolve() } : {}),
-      sending: () => env.budget.markSent(reservation),
-    }));
+    ({ response, waitMs } = await env.scheduler.complete(
+      agent.id,
+      client,
+      { ...req, resending },
+      {
+        ...(env.beforeModelCall
+          ? { beforeSend: () => env.beforeModelCall?.(agent) ?? Promise.resolve() }
+          : {}),
+        sending: () => env.budget.markSent(first),
+      },
+    ));
     span?.set({ [Attr.queueWaitMs]: waitMs });
   } catch (e) {
     // Given up (the agent stopped), or failed once the provider may have worked on it: charged
     // if the request was sent, refunded if it never left. Refused by the provider: refunded.
-    const failure = req.signal?.aborted ? undefined : spendingFailure(e);
-    settleQuietly(() =>
-      req.signal?.aborted || failure !== undefined
-        ? env.budget.abandon(reservation, failure)
-        : env.budget.refund(reservation),
-    );
-    tellCharged(env, agent, reservation);
+    // None left open: a retry's reservation was refused after the last attempt was charged.
+    const open = reservation;
+    if (open) {
+      const failure = req.signal?.aborted ? undefined : spendingFailure(e);
+      settleQuietly(() =>
+        req.signal?.aborted || failure !== undefined
+          ? env.budget.abandon(open, failure === undefined ? undefined : { kind: failure })
+          : env.budget.refund(open),
+      );
+      tellCharged(env, agent, open);
+    }
     span?.end(e instanceof AidoError ? e.code : ErrorCode.internal);
     throw e;
   }
+  const settled = reservation ?? first;
   // Usage no real call reports (a server that sends none reads as zeros) is not believed:
   // the call is charged its bound, else every such call would be free and no cap would hold.
   const unreported = usageUnbelievable(response);
-  const used = unreported ? reservation.amount : response.usage.input_tokens + response.usage.output_tokens;
+  const used = unreported ? settled.amount : response.usage.input_tokens + response.usage.output_tokens;
   let committed = false;
   try {
     committed = settleQuietly(() =>
-      env.budget.commit(reservation, used, unreported ? response.usage : undefined),
+      env.budget.commit(settled, used, {
+        outputTokens: response.usage.output_tokens,
+        ...(unreported ? { unreported: response.usage } : {}),
+      }),
     );
   } finally {
     // A call past its bound ends the agent: its span says so (error.type budget_exceeded).
-    if (span) endChatSpan(env, agent, span, response, used, used > reservation.amount);
+    if (span) endChatSpan(env, agent, span, response, used, used > settled.amount);
   }
-  // The event carries what the goal counts: a report the ledger did not believe never leaves.
   // Committed here: charged what was committed, no need to read it back (a turn's hot path).
-  const told = tellCharged(env, agent, reservation, response.usage, committed ? used : undefined);
-  env.events.emit("usage", agent.goalId, { agentId: agent.id, ...(told ?? response.usage) });
-  if (used > reservation.amount) {
+  tellCharged(env, agent, settled, response.usage, committed ? used : undefined);
+  if (used > settled.amount) {
     const e = new AidoError(
       ErrorCode.budgetExceeded,
-      `budget overspent: the provider reported ${used} tokens for a call bounded at ${reservation.amount} (the UTF-8 bytes of the request, its framing and max_tokens); the tokens are charged to ${agent.budgetAccount} and its ancestors, and the agent is stopped`,
-      { account: agent.budgetAccount, reserved: reservation.amount, actual: used },
+      `budget overspent: the provider reported ${used} tokens for a call bounded at ${settled.amount} (the UTF-8 bytes of the request, its framing and max_tokens); the tokens are charged to ${agent.budgetAccount} and its ancestors, and the agent is stopped`,
+      { account: agent.budgetAccount, reserved: settled.amount, actual: used },
     );
     env.onBudgetOverspent?.(agent, e);
     throw e;
   }
   return response;
+}
+
+/** Reserve `bound` on the agent's account; a refusal is told to the kernel (the goal cap?). */
+function reserve(env: AgentEnv, agent: AgentRecord, bound: number): Reservation {
+  try {
+    return env.budget.reserve(agent.budgetAccount, bound);
+  } catch (e) {
+    if (e instanceof AidoError && e.code === ErrorCode.budgetExceeded) env.onBudgetExceeded?.(agent, e);
+    throw e;
+  }
 }
 
 /**
@@ -117,13 +163,16 @@ function spendingFailure(e: unknown): string | undefined {
 }
 
 /**
- * Tell the goal (env.onUsage: its usage) what the call was charged, whoever settled it:
- * what the provider reported when that was charged, else the charge (the bound of a call
- * whose usage was unreported, or given up or failed after it was sent) with the reported
- * output and the rest as input. Nothing for a refund, nor while the reservation is open
- * (the close of its account charges it). `committed`: what this call's own commit charged,
- * when it did; else the ledger is asked (the close of its account may have settled it).
- * Returns what was told.
+ * Tell the agent's loop (env.onUsage) and the `usage` event (agent.list tallies, aido watch,
+ * the dashboard) what a reservation was charged, whoever settled it: what the provider
+ * reported when that was charged, else the charge (the bound of a call whose usage was
+ * unreported, or given up, failed or retried after it was sent) with the reported output and
+ * the rest as input. Nothing for a refund, nor while the reservation is open (the close of
+ * its account charges it). The goal's own usage is not told here: the ledger counts it
+ * (kernel/goal-intent.ts chargeGoal). Before, only answered calls reached the event, and
+ * tallies showed 1,500 tokens of a goal charged 33,480. `committed`: what this call's own
+ * commit charged, when it did; else the ledger is asked (the close of its account may have
+ * settled it).
  */
 function tellCharged(
   env: AgentEnv,
@@ -131,15 +180,15 @@ function tellCharged(
   r: Reservation,
   reported?: Usage,
   committed?: number,
-): Usage | undefined {
+): void {
   const charged = committed ?? env.budget.chargedFor(r);
-  if (charged === undefined || (charged === 0 && !reported)) return undefined;
+  if (charged === undefined || (charged === 0 && !reported)) return;
   const told =
     reported && reported.input_tokens + reported.output_tokens === charged
       ? reported
       : chargedAsUsage(charged, reported);
   env.onUsage?.(agent, told);
-  return told;
+  env.events.emit("usage", agent.goalId, { agentId: agent.id, ...told });
 }
 
 function chargedAsUsage(charged: number, reported: Usage | undefined): Usage {

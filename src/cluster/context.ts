@@ -4,17 +4,15 @@
 
 import type { Redis } from "ioredis";
 import type { ClusterConfig, Config } from "../config.js";
+import { withoutConfigSecrets } from "../config-secrets.js";
 import type { WireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
-import { secretsOf } from "../llm/record.js";
-import { blankSecrets } from "../security/blank-secrets.js";
 import type { CommandSender } from "./command-sender.js";
 import type { GoalMirror } from "./goal-mirror.js";
 import type { NodeIdentity } from "./identity.js";
 import { type RedisFailure, redisErrorText, redisFailureOf } from "./redis-failure.js";
-import { redisSecrets } from "./redis-url.js";
 
 export type ClusteredConfig = Config & { cluster: ClusterConfig };
 
@@ -31,13 +29,13 @@ export interface NodeContext {
 }
 
 /**
- * `text` as a node may record it or hand it to Redis: the secret of its Redis URL
- * (redis-url.ts redisSecrets) and its providers' API keys blanked ("***"). What a node is
+ * `text` as a node may record it or hand it to Redis: the secrets of its config (its Redis
+ * URL's, its providers' API keys, its MCP servers' headers: config-secrets.ts) blanked ("***"). What a node is
  * given through Redis (a routed command's fields) is anyone's who can write there, and an
  * error it quotes may name the URL (security/blank-secrets.ts).
  */
 export function withoutNodeSecrets(text: string, config: ClusteredConfig): string {
-  return blankSecrets(text, [...redisSecrets(config.cluster.redisUrl), ...secretsOf(config)], "***");
+  return withoutConfigSecrets(text, config);
 }
 
 /** `p`, or an error once `ms` passed without it settling. */

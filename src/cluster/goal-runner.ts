@@ -22,7 +22,7 @@ import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import type { SubmittedBy } from "../security/approval-project.js";
 import type { ApprovalDrops } from "./approval-drops.js";
 import { CancelMarks } from "./cancel-marks.js";
-import type { NodeContext } from "./context.js";
+import { type NodeContext, withoutNodeSecrets } from "./context.js";
 import { giveBack } from "./give-back.js";
 import { GoalEnds, writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
@@ -219,12 +219,14 @@ export class ClusterGoalRunner {
       // Refused here (a job's bad input entry, this node's ceiling, a model its config does
       // not allow): audited, and the goal fails with the reason.
       const field = e instanceof AidoError && typeof e.details.field === "string" ? e.details.field : "job";
-      this.rt.audit.record("goal.refused", { field, reason: errorMessage(e) }, { goalId });
+      // Built from the job a Redis writer made: a secret of this node's config in it is blanked.
+      const reason = withoutNodeSecrets(errorMessage(e), this.config);
+      this.rt.audit.record("goal.refused", { field, reason }, { goalId });
       this.owned.delete(goalId);
       // Before the end is written, as for a goal that ran: whoever sees the goal ended sees
       // what the job unpacked gone.
       this.dropUnpacked(goalId);
-      await this.endFailed(goalId, data.goal, `refused by node ${this.identity.nodeId}: ${errorMessage(e)}`);
+      await this.endFailed(goalId, data.goal, `refused by node ${this.identity.nodeId}: ${reason}`);
       return "failed";
     }
     await this.mirror

@@ -8,6 +8,7 @@
 // and the share caps its manifest's budget (kernel/session-budget.ts).
 
 import type { Queue } from "bullmq";
+import { withoutConfigSecrets } from "../config-secrets.js";
 import { manifestAsValue } from "../daemon/submit-manifest.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { workspaceKey } from "../intent/intents.js";
@@ -25,11 +26,11 @@ import {
   type RedisFailure,
   redisErrorText,
   redisFailureOf,
+  withoutNodeSecrets,
   withTimeout,
 } from "./context.js";
 import type { GoalJob } from "./goal-runner.js";
 import { packInputs } from "./job-inputs.js";
-import { withoutRedisSecret } from "./redis-url.js";
 import { refusalAdvice } from "./refusal-advice.js";
 
 export interface GoalSubmission {
@@ -140,7 +141,7 @@ function refuseUnavailable(ctx: NodeContext, failure: RedisFailure, text: string
   // Redis's text, without the URL's secret (a Redis 7.2 NOPERM names the user, which a URL
   // without a password holds): the reason is audited and answered. The advice is read from
   // Redis's own text: a short password may match part of "NOPERM".
-  const why = withoutRedisSecret(text, ctx.config.cluster.redisUrl);
+  const why = withoutNodeSecrets(text, ctx.config);
   const reason =
     failure === "unreachable"
       ? `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`
@@ -161,7 +162,7 @@ function refuseIntent(rt: Runtime, workspace: string): void {
     return; // not a folder with an intent
   }
   if (active === undefined) return;
-  const reason = `workspace: ${workspace} has a persistent intent (${active.id}); in cluster mode a goal cannot carry one to the node that runs it. Clear it (aido intent clear) or submit to a daemon outside the cluster`;
+  const reason = `workspace: ${withoutConfigSecrets(workspace, rt.config)} has a persistent intent (${active.id}); in cluster mode a goal cannot carry one to the node that runs it. Clear it (aido intent clear) or submit to a daemon outside the cluster`;
   rt.audit.record("goal.refused", { field: "workspace", reason, intent_id: active.id });
   throw new AidoError(ErrorCode.invalidInput, reason, { field: "workspace" });
 }

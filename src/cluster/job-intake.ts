@@ -185,7 +185,9 @@ export class JobIntake {
   /** A job whose goal id is not one a node makes: audited, failed in Redis, nothing unpacked. */
   private async refuseId(data: GoalJob): Promise<string> {
     const goalId = String(data.goal_id);
-    const reason = `the job's goal id ${JSON.stringify(goalId)} is not one a node makes (g_ and lowercase letters or digits)`;
+    // The id is whatever a Redis writer put there (the Redis password, say): quoted blanked.
+    const quoted = withoutNodeSecrets(JSON.stringify(goalId), this.ctx.config);
+    const reason = `the job's goal id ${quoted} is not one a node makes (g_ and lowercase letters or digits)`;
     this.rt.audit.record("goal.refused", { field: "goal_id", reason });
     this.log(`cluster: job refused: ${reason}`);
     if ((await this.mirror.claim(goalId, this.identity.nodeId)).kind === "claimed") {

@@ -7,6 +7,7 @@
 
 import { join } from "node:path";
 import type { Config } from "../config.js";
+import { withoutConfigSecrets } from "../config-secrets.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
@@ -85,7 +86,8 @@ export function sessionReads(ctx: MethodContext, agentId: string): InputReader {
   try {
     return ctx.rt.sessions.projectReads(agentId);
   } catch (e) {
-    ctx.rt.audit.record("goal.refused", { field: "inputs_as", reason: errorMessage(e) });
+    const reason = withoutConfigSecrets(errorMessage(e), ctx.rt.config);
+    ctx.rt.audit.record("goal.refused", { field: "inputs_as", reason });
     throw e;
   }
 }

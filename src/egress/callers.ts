@@ -30,6 +30,7 @@
 
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { AidoError, ErrorCode } from "../errors.js";
+import { parseMcpEgressId } from "./mcp-callers.js";
 import { decodedViews } from "./secret-spellings.js";
 import { EGRESS_BASE_PORT, EGRESS_SLOTS, type EgressCaller } from "./types.js";
 
@@ -212,16 +213,34 @@ export class EgressCallers {
    */
   callCredentialsIn(caller: EgressCaller, text: string): { password: string; key: string; secret: string }[] {
     const slot = this.byGoal.get(caller.goalId)?.get(caller.agentId);
-    if (!slot) return [];
-    const found = new Map<string, { password: string; key: string; secret: string }>();
-    for (const view of decodedViews(text)) {
-      for (const [, key = "", secret = ""] of view.matchAll(CALL_CREDENTIALS)) {
-        const password = `${key}.${secret}`;
-        if (!found.has(password) && timingSafeEqual(digest(key), digest(callKey(slot.password, secret))))
-          found.set(password, { password, key, secret });
-      }
+    return slot ? callCredentialsOf([slot], text) : [];
+  }
+
+  /**
+   * Every caller's credentials of the goal (credentials): its agents' and its MCP servers',
+   * each a user and a password. A file one of them wrote to the goal's workspace can be read
+   * by another (a child reading its parent's proxy URL): each tool output of the goal blanks
+   * them all (plumbing.ts access). Before, only the reader's own were blanked.
+   */
+  credentialsIn(goalId: string): { user: string; password: string }[] {
+    return this.slotsOfGoal(goalId).map((s) => ({ user: s.user, password: s.password }));
+  }
+
+  /** callCredentialsIn for every caller of the goal (credentialsIn), each with its proxy user. */
+  goalCallCredentialsIn(
+    goalId: string,
+    text: string,
+  ): { user: string; password: string; key: string; secret: string }[] {
+    return callCredentialsOf(this.slotsOfGoal(goalId), text);
+  }
+
+  /** The slots of the goal and of its MCP servers' pseudo-goals (mcp-callers.ts). */
+  private slotsOfGoal(goalId: string): EgressSlot[] {
+    const slots: EgressSlot[] = [];
+    for (const [id, held] of this.byGoal) {
+      if (id === goalId || parseMcpEgressId(id)?.goalId === goalId) slots.push(...held.values());
     }
-    return [...found.values()];
+    return slots;
   }
 
   private callOf(caller: EgressCaller, password: string) {
@@ -247,6 +266,28 @@ export class EgressCallers {
   freeGoal(goalId: string): void {
     this.byGoal.delete(goalId);
   }
+}
+
+/**
+ * The call credentials (openCall: key, ".", secret) of any of `slots` that `text` holds, of a
+ * call running or ended, as written or in a spelling credentialSpellings blanks
+ * (secret-spellings.ts decodedViews), each checked by its key; with the slot's proxy user.
+ */
+function callCredentialsOf(
+  slots: readonly EgressSlot[],
+  text: string,
+): { user: string; password: string; key: string; secret: string }[] {
+  if (slots.length === 0) return [];
+  const found = new Map<string, { user: string; password: string; key: string; secret: string }>();
+  for (const view of decodedViews(text)) {
+    for (const [, key = "", secret = ""] of view.matchAll(CALL_CREDENTIALS)) {
+      const password = `${key}.${secret}`;
+      if (found.has(password)) continue;
+      const slot = slots.find((s) => timingSafeEqual(digest(key), digest(callKey(s.password, secret))));
+      if (slot) found.set(password, { user: slot.user, password, key, secret });
+    }
+  }
+  return [...found.values()];
 }
 
 /**

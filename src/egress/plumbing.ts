@@ -34,9 +34,11 @@ export interface EgressAccess {
    */
   secrets: string[];
   /**
-   * The spellings of the caller's call credentials `text` holds beyond `secrets`: those of
-   * another call, running or ended (callers.ts callCredentialsIn), which a command of that
-   * call wrote to a file. Absent without credentials.
+   * The spellings of the goal's credentials to blank in `text` beyond `secrets`: every
+   * caller's of the goal (callers.ts credentialsIn: a child reads the proxy URL its parent
+   * wrote to the workspace), and every call's, running or ended, that `text` holds
+   * (goalCallCredentialsIn: a command of that call wrote them to a file). Given to every agent
+   * of a goal with a network, with or without network grants of its own.
    */
   secretsIn?(text: string): string[];
   /**
@@ -182,13 +184,12 @@ export class EgressPlumbing {
   ): EgressAccess | undefined {
     const address = this.goals.get(goalId)?.address;
     if (address === undefined) return undefined;
-    if (!grants.some((g) => g.kind === "network")) return { connect: [], env: {}, secrets: [] };
+    // What a text holds beyond the caller's own: the credentials of every other caller of the
+    // goal (a child reading the proxy URL its parent wrote to the workspace), and those of any
+    // call of theirs or of its own (a file a command of that call wrote them to).
+    const secretsIn = (text: string) => this.goalSecretsIn(goalId, text);
+    if (!grants.some((g) => g.kind === "network")) return { connect: [], env: {}, secrets: [], secretsIn };
     const slot = this.callers.slotOf({ goalId, agentId });
-    // Another call's credentials a text holds (a file a command of that call wrote them to).
-    const secretsIn = (text: string) =>
-      this.callers
-        .callCredentialsIn({ goalId, agentId }, text)
-        .flatMap((c) => credentialSpellings(slot.user, c.password, [c.password, c.key, c.secret]));
     if (requestId === undefined) {
       return {
         connect: [slot.port],
@@ -207,6 +208,21 @@ export class EgressPlumbing {
       end: call.end,
       cancelled: call.cancel,
     };
+  }
+
+  /**
+   * The spellings of every caller's credentials of the goal (callers.ts credentialsIn: the
+   * agents' and its MCP servers' passwords, the caller's own among them: an exec of a socket
+   * call holds only its call's) and of every call credential of the goal `text` holds.
+   */
+  private goalSecretsIn(goalId: string, text: string): string[] {
+    const calls = this.callers
+      .goalCallCredentialsIn(goalId, text)
+      .flatMap((c) => credentialSpellings(c.user, c.password, [c.password, c.key, c.secret]));
+    const callers = this.callers
+      .credentialsIn(goalId)
+      .flatMap((c) => credentialSpellings(c.user, c.password, [c.password]));
+    return [...calls, ...callers];
   }
 
   /** The agent stopped: its port and credentials go. */

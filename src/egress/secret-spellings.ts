@@ -1,5 +1,5 @@
 // egress/secret-spellings.ts — the spellings of a caller's proxy credentials that the exec
-// tool blanks in what the model sees (tools/exec.ts hideSecrets; plumbing.ts access() hands
+// tool blanks in what the model sees (tools/hide-secrets.ts hideSecrets; plumbing.ts access() hands
 // them over). The password as given was blanked, and the Basic value curl -v and wget -d
 // print; a command that printed the password percent-encoded (`%2E` for a call's dot), as
 // base64 on its own (`printf %s "$p" | base64 -w0`, python's b64encode, `env | base64 -w0`)

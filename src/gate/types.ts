@@ -91,7 +91,7 @@ export interface ToolContext {
   egress?: {
     env: Record<string, string>;
     secrets: string[];
-    /** The caller's other calls' credentials `text` holds, in every spelling (plumbing.ts EgressAccess). */
+    /** Every other credential of the goal to blank in `text`, in every spelling (plumbing.ts EgressAccess). */
     secretsIn?(text: string): string[];
     /**
      * The call was cancelled (its signal's reason): a question its commands' connections put

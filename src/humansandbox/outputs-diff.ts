@@ -28,6 +28,7 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  realpathSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -236,10 +237,19 @@ function reclaim(path: string, depth: number): void {
   }
 }
 
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
 function diffIn(project: string, paths: readonly string[], as: As): string {
   const repo = repositoryOf(project, as);
   // A work tree that does not hold the project (core.worktree a task set) is not diffed.
-  if (!repo || !isWithin(repo.top, resolve(project))) return "";
+  // git names the top by its real path: a project reached through a link is compared as git sees it.
+  if (!repo || !isWithin(repo.top, realPath(project))) return "";
   if (repo.format !== "sha1" && repo.format !== "sha256") return "";
   const base = mkdtempSync(join(tempParent(), "aido-diff-"));
   let out: string;

@@ -4,8 +4,8 @@
 // external MCP servers (tools/mcp/), the gate, the agent registry, the inference scheduler,
 // spawning, the agent environment and runner, the goal queue, the plan ledger, parallel
 // worlds and the sandbox sweeper. Each part is made from parts made before it; the few
-// callbacks that point forward (a container's skills come from the goal's root agent, an
-// agent's usage is counted by its goal) are closures called only once everything exists.
+// callbacks that point forward (a container's skills come from the goal's root agent, a
+// refused reservation reaches its goal) are closures called only once everything exists.
 // Nothing else constructs these parts, so no path can end up with a gate that lacks a check
 // or a tool registry that lacks the skills. Runtime (runtime.ts) holds them; their shape
 // and the builder's options are runtime-parts.ts's, the bus forwarding bus-forwarding.ts's.
@@ -50,7 +50,7 @@ import { builtinTools } from "../tools/registry.js";
 import { AgentRunner } from "./agents.js";
 import { emitEgress, forwardApprovalEvents } from "./bus-forwarding.js";
 import { EventBus } from "./events.js";
-import { chargeCarriedIntent } from "./goal-intent.js";
+import { chargeGoal } from "./goal-intent.js";
 import { GoalSandboxes } from "./goal-sandboxes.js";
 import { GoalSnapshots } from "./goal-snapshots.js";
 import { GoalStore } from "./goal-store.js";
@@ -99,8 +99,8 @@ export async function assembleRuntime(
     allowAlwaysTtlSeconds: config.approvals.allowAlwaysTtlSeconds,
   });
   const intents = new Intents(db, audit);
-  // Every charge of a goal's accounts reaches the intent it carries, in the ledger's transaction.
-  const budget = new BudgetLedger({ db, audit, onSpent: chargeCarriedIntent(new GoalStore(db), intents) });
+  // Every charge of a goal's accounts reaches its usage and the intent it carries, in the ledger's transaction.
+  const budget = new BudgetLedger({ db, audit, onSpent: chargeGoal(new GoalStore(db), intents) });
   const policy = new PolicyEngine(config);
   const binds = new WorkspaceBinds(config.goalsDir);
   /** A goal's host folders, a session's bound project folder included: what every part that reaches them uses. */
@@ -292,7 +292,6 @@ export async function assembleRuntime(
     archive: new ContextArchive(db),
     client: (a) => llm.forInstance(a.id, a.manifest.name, a.model),
     projectOf: (goalId) => projectOf(goalId),
-    onUsage: (a, u) => goals.addUsage(a.goalId, u),
     onBudgetExceeded: (a, e) =>
       goals.budgetRefused(a.goalId, e.details.account as string | undefined, e.message),
     onBudgetOverspent: (a, e) => goals.budgetOverspent(a.goalId, e.message),

@@ -8,6 +8,7 @@
 import { realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config.js";
+import { withoutConfigSecrets } from "../config-secrets.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
 import { type CheckedInput, checkInputs, type InputReader, inputRules } from "../sandbox/inputs.js";
@@ -60,10 +61,12 @@ export function admitGoal(deps: { config: Config; audit: AuditLog }, s: GoalSubm
     if (model !== undefined) requireAllowedModel(config, manifest.name, model);
   } catch (e) {
     const d = e instanceof AidoError ? e.details : {};
+    // What the manifest says (a grant, a model) is quoted: a config's secret in it is blanked.
+    const blank = (text: string) => withoutConfigSecrets(text, config);
     audit.record("agent.spawn_denied", {
-      manifest: manifest.name,
-      reason: errorMessage(e),
-      ...(Array.isArray(d.offending) ? { offending: d.offending as string[] } : {}),
+      manifest: blank(manifest.name),
+      reason: blank(errorMessage(e)),
+      ...(Array.isArray(d.offending) ? { offending: (d.offending as string[]).map(blank) } : {}),
       ...(Array.isArray(d.keys) ? { keys: d.keys as string[] } : {}),
     });
     throw e;
@@ -90,7 +93,7 @@ function checkedInputs(
   } catch (e) {
     if (e instanceof AidoError) {
       const field = typeof e.details.field === "string" ? e.details.field : "inputs";
-      deps.audit.record("goal.refused", { field, reason: e.message });
+      deps.audit.record("goal.refused", { field, reason: withoutConfigSecrets(e.message, deps.config) });
     }
     throw e;
   }

@@ -7,10 +7,10 @@
 //     first message, as untrusted text (any socket client, an MCP client's model among
 //     them, can set it): it says what the work is for, never what the runtime allows;
 //   - charges the intent with every charge of its budget accounts as the ledger makes it, in
-//     the same transaction (chargeCarriedIntent): a call's usage, the bound of a call whose
-//     usage was unreported or that was given up or failed after it was sent, whoever settles
-//     it (the call, the close of its account when the goal ended under a child's call, the
-//     recovery of a restarted daemon). Not once at the end: other clients see the spend
+//     the same transaction (chargeGoal, which counts the goal's own usage there too): a
+//     call's usage, the bound of a call whose usage was unreported or that was given up or
+//     failed after it was sent, whoever settles it (the call, the close of its account
+//     when the goal ended under a child's call, the recovery of a restarted daemon). Not once at the end: other clients see the spend
 //     grow, and goals running side by side see each other's spend when they start;
 //   - with a budget, gets a root account no larger than what the intent has left, less
 //     what goals already running under it may still spend (their caps minus their spend),
@@ -52,23 +52,25 @@ export function intentAtSubmit(intents: Intents, audit: AuditLog, workspace: str
 }
 
 /**
- * The ledger's onSpent (security/budget.ts): the intent the goal carries (its row says so,
- * also once it ended or after a restart) is charged `tokens`. Runs inside the ledger's
- * transaction, on the same database: the charge and the intent's tokens_spent move together.
+ * The ledger's onSpent (security/budget.ts): the goal's usage (its row) is charged, and so is
+ * the intent it carries (its row says so, also once it ended or after a restart). Runs inside
+ * the ledger's transaction, on the same database: the charge, the goal's usage and the
+ * intent's tokens_spent move together.
  */
-export function chargeCarriedIntent(
-  rows: Pick<GoalStore, "carriedIntentOf">,
+export function chargeGoal(
+  rows: Pick<GoalStore, "chargeGoal">,
   intents: Intents,
-): (goalId: string, tokens: number) => void {
-  return (goalId, tokens) => {
-    const intentId = rows.carriedIntentOf(goalId);
-    if (intentId !== undefined) intents.charge(intentId, tokens);
+): (goalId: string, charged: Usage) => void {
+  return (goalId, charged) => {
+    const intentId = rows.chargeGoal(goalId, charged);
+    if (intentId !== undefined) intents.charge(intentId, charged.input_tokens + charged.output_tokens);
   };
 }
 
 /** What GoalRunner keeps of a running goal that matters here. */
 export interface IntentHolder {
-  usage: Usage;
+  /** What it spent so far (its row: every charge of its accounts). */
+  readonly usage: Usage;
   /** The intent it carries, once it started with one. */
   intentId?: string;
   /** Its root account's limit, and what set it. */

@@ -38,7 +38,7 @@ const MIGRATIONS = [
   `ALTER TABLE goals ADD COLUMN project TEXT;`,
   // The intent the goal carries (set at its start: intent_id, if still active then). The
   // ledger charges it with every charge of the goal's accounts, in the same transaction
-  // (kernel/goal-intent.ts chargeCarriedIntent), also after the goal ended or the daemon died.
+  // (kernel/goal-intent.ts chargeGoal), also after the goal ended or the daemon died.
   `ALTER TABLE goals ADD COLUMN carried_intent TEXT;`,
   // Who submitted it when the user did not (security/approval-project.ts SubmittedBy, JSON): an
   // MCP session. Shown by goal.status and the approval prompts; its project is bound to it too.
@@ -140,15 +140,17 @@ export class GoalStore {
     return row;
   }
 
-  /** The goal as goal.status shows it; `liveUsage` while it runs (the row has it once it ended). */
-  status(id: string, liveUsage?: Usage): GoalStatus {
+  /**
+   * The goal as goal.status shows it. Its usage is every charge of its budget accounts as the
+   * ledger made it (chargeGoal), also those no call lived to report (the close of an account,
+   * the recovery after a restart).
+   */
+  status(id: string): GoalStatus {
     const row = this.row(id);
     const s: GoalStatus = {
       goal_id: row.id,
       state: row.state,
-      usage: liveUsage
-        ? { ...liveUsage }
-        : { input_tokens: row.input_tokens, output_tokens: row.output_tokens },
+      usage: { input_tokens: row.input_tokens, output_tokens: row.output_tokens },
       output_dir: row.output_dir,
       goal: row.text,
       created_at: iso(row.created_at),
@@ -206,22 +208,27 @@ export class GoalStore {
     prepared(this.db, "UPDATE goals SET carried_intent = ? WHERE id = ?").run(intentId, id);
   }
 
-  /** The intent the goal carries; undefined when none, or when `id` is no goal of this table. */
-  carriedIntentOf(id: string): string | undefined {
-    return (prepared(this.db, "SELECT carried_intent FROM goals WHERE id = ?").pluck().get(id) ??
-      undefined) as string | undefined;
+  /**
+   * Add a charge of the goal's budget accounts to its usage; returns the intent it carries
+   * (undefined when none, or when `id` is no goal of this table). Called by the ledger inside
+   * the charge's transaction (kernel/goal-intent.ts chargeGoal): one statement, where the
+   * hot path read the carried intent before.
+   */
+  chargeGoal(id: string, charged: Usage): string | undefined {
+    return (prepared(
+      this.db,
+      "UPDATE goals SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ? RETURNING carried_intent",
+    )
+      .pluck()
+      .get(charged.input_tokens, charged.output_tokens, id) ?? undefined) as string | undefined;
   }
 
-  markFinished(id: string, state: GoalEnd, o: { result?: string; error?: string; usage: Usage }): void {
-    prepared(
-      this.db,
-      "UPDATE goals SET state = ?, result = ?, error = ?, input_tokens = ?, output_tokens = ?, finished_at = ? WHERE id = ?",
-    ).run(
+  /** The goal ended; its usage is not written here: the ledger keeps it (chargeGoal). */
+  markFinished(id: string, state: GoalEnd, o: { result?: string; error?: string }): void {
+    prepared(this.db, "UPDATE goals SET state = ?, result = ?, error = ?, finished_at = ? WHERE id = ?").run(
       state,
       o.result ?? null,
       o.error ?? null,
-      o.usage.input_tokens,
-      o.usage.output_tokens,
       Date.now(),
       id,
     );

@@ -28,7 +28,6 @@ import type { Config } from "../config.js";
 import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { Intents } from "../intent/intents.js";
-import type { Usage } from "../llm/types.js";
 import type { MemoryStore } from "../memory/store.js";
 import { goalFolders } from "../sandbox/folders.js";
 import { goalOnlyProject, type ProjectBinding, submittedProject } from "../security/approval-project.js";
@@ -191,7 +190,7 @@ export class GoalRunner {
   }
 
   status(id: string): GoalStatus {
-    return this.store.status(id, this.live.get(id)?.usage);
+    return this.store.status(id);
   }
 
   list(filter: { state?: GoalState; limit?: number } = {}): GoalStatus[] {
@@ -302,17 +301,6 @@ export class GoalRunner {
     return g.firstModelCall;
   }
 
-  /**
-   * Count what a model call was charged towards its running goal's usage. Its intent's
-   * tokens_spent is not told here: the ledger charges it with the account (chargeCarriedIntent).
-   */
-  addUsage(goalId: string, u: Usage): void {
-    const g = this.live.get(goalId);
-    if (!g) return;
-    g.usage.input_tokens += u.input_tokens;
-    g.usage.output_tokens += u.output_tokens;
-  }
-
   /** At startup: running goals of a dead process fail; queued ones start. */
   recover(): { failed: string[]; queued: string[] } {
     const running = this.store.allIn("running");
@@ -348,8 +336,12 @@ export class GoalRunner {
       const ended = new Promise<void>((r) => {
         markEnded = r;
       });
+      const store = this.store;
       const g: LiveGoal = {
-        usage: { input_tokens: 0, output_tokens: 0 },
+        // Its row: the ledger counts every charge there (goal-intent.ts chargeGoal).
+        get usage() {
+          return store.status(next).usage;
+        },
         cap: this.deps.config.limits.goalMaxTokens,
         capBy: "limits.goal_max_tokens",
         cancelRequested: false,
@@ -389,19 +381,17 @@ export class GoalRunner {
     }
     this.closeRoot(id);
     await this.deps.retireSandbox(id);
-    if (g.cancelRequested) this.finish(id, "cancelled", { error: "goal cancelled", usage: g.usage });
-    else if (g.failure) this.finish(id, "failed", { error: g.failure, usage: g.usage });
-    else if (failure !== undefined)
-      this.finish(id, "failed", { error: errorMessage(failure), usage: g.usage });
+    if (g.cancelRequested) this.finish(id, "cancelled", { error: "goal cancelled" });
+    else if (g.failure) this.finish(id, "failed", { error: g.failure });
+    else if (failure !== undefined) this.finish(id, "failed", { error: errorMessage(failure) });
     else if (result && result.stopReason === "complete")
-      this.finish(id, "succeeded", { result: result.text, usage: g.usage });
+      this.finish(id, "succeeded", { result: result.text });
     else {
       const why = result?.error
         ? `${result.stopReason}: ${result.error.message}`
         : `${result?.stopReason ?? "error"}`;
       this.finish(id, "failed", {
         error: `the bootstrap agent stopped (${why})`,
-        usage: g.usage,
         ...(result?.text ? { result: result.text } : {}),
       });
     }
@@ -431,9 +421,8 @@ export class GoalRunner {
     try {
       this.closeRoot(id);
       await this.deps.retireSandbox(id);
-      if (g.cancelRequested)
-        this.finish(id, "cancelled", { error: `goal cancelled (${why})`, usage: g.usage });
-      else this.finish(id, "failed", { error: g.failure ? `${g.failure} (${why})` : why, usage: g.usage });
+      if (g.cancelRequested) this.finish(id, "cancelled", { error: `goal cancelled (${why})` });
+      else this.finish(id, "failed", { error: g.failure ? `${g.failure} (${why})` : why });
     } finally {
       g.markEnded();
       this.pump();
@@ -448,10 +437,14 @@ export class GoalRunner {
     }
   }
 
-  private finish(id: string, state: GoalEnd, o: { result?: string; error?: string; usage?: Usage }): void {
-    const usage = o.usage ?? this.status(id).usage;
-    this.store.markFinished(id, state, { ...o, usage });
+  /**
+   * Record the goal's end; its usage is its row's, every charge of its accounts (closed by
+   * now). A session's goal gives its unspent share back (session-budget.ts).
+   */
+  private finish(id: string, state: GoalEnd, o: { result?: string; error?: string }): void {
+    this.store.markFinished(id, state, o);
     releaseSessionShare(this.deps.budget, id);
+    const { usage } = this.store.status(id);
     this.deps.audit.record(
       "goal.finished",
       { state, ...(o.error ? { error: o.error.slice(0, 2000) } : {}), usage },

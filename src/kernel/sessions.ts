@@ -3,7 +3,9 @@
 // its own pseudo-goal, budget account, capability token and audit identity, so every
 // call its MCP client makes passes the gate as that agent. With a workspace, the
 // pseudo-goal's container mounts that host folder (checked by sandbox/workspace-binds.ts)
-// as /workspace; snapshots, quota and the setid sweep follow the bind.
+// as /workspace; snapshots, quota and the setid sweep follow the bind. The pseudo-goal is the
+// session's, not the user's: its project names the session (submitted_by, projectOf), so its
+// agent's memories are `mcp_session:<id>/agent:<name>`'s and its approval prompts show the session.
 //
 // One end for every way a session ends (session.close, agent.stop of its agent, the
 // socket connection that opened it closing, the runtime closing): its agent stops, and
@@ -26,7 +28,13 @@ import { defaultUser } from "../sandbox/docker-options.js";
 import { parseUser } from "../sandbox/folders.js";
 import type { InputReader } from "../sandbox/inputs.js";
 import { checkHostWorkspace, type WorkspaceBinds } from "../sandbox/workspace-binds.js";
-import { folderProject, type ProjectBinding, sessionProject } from "../security/approval-project.js";
+import {
+  folderProject,
+  goalOnlyProject,
+  type ProjectBinding,
+  sessionOwnProject,
+  sessionProject,
+} from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import { parseGrant } from "../security/grants.js";
 import type { PolicyEngine } from "../security/policy.js";
@@ -94,8 +102,11 @@ export class Sessions {
   private readonly byId = new Map<string, Session>();
   private readonly byAgent = new Map<string, Session>();
   private readonly ending = new Set<Promise<void>>();
-  /** Every session pseudo-goal of this process: their containers are released here, not by Runtime. */
-  private readonly goals = new Set<string>();
+  /**
+   * Every session pseudo-goal of this process, with its session's id: their containers are
+   * released here, not by Runtime, and their projects name the session (projectOf).
+   */
+  private readonly goals = new Map<string, string>();
   /** The folder and project of each bound session's pseudo-goal, as it opened: what its Allow Always answers bind to. */
   private readonly projects = new Map<string, { path: string; opened: ProjectBinding }>();
   private readonly unsubscribe: () => void;
@@ -138,7 +149,8 @@ export class Sessions {
       }
     }
     const goalId = this.deps.newGoalId();
-    this.goals.add(goalId);
+    const sessionId = `mcp_${randomBytes(8).toString("hex")}`;
+    this.goals.set(goalId, sessionId);
     if (workspace !== null) this.deps.binds.bind(goalId, workspace);
     if (workspace !== null && project !== undefined)
       this.projects.set(goalId, { path: workspace, opened: project });
@@ -154,7 +166,7 @@ export class Sessions {
     const agentId = rec.id;
     const grants = [...rec.token.grants];
     const info: SessionInfo = {
-      session_id: `mcp_${randomBytes(8).toString("hex")}`,
+      session_id: sessionId,
       agent_id: agentId,
       workspace,
       manifest: req.manifest.name,
@@ -250,14 +262,19 @@ export class Sessions {
   }
 
   /**
-   * The project folder bound as this session pseudo-goal's /workspace, read again on every
-   * use: the pseudo-goal alone once the folder at its path is not the one it opened on
-   * (security/approval-project.ts sessionProject); undefined for a session without one (its
-   * pseudo-goal is its own project).
+   * The project of a session's pseudo-goal: the folder bound as its /workspace, read again on
+   * every use, the pseudo-goal alone once the folder at its path is not the one it opened on
+   * (security/approval-project.ts sessionProject), or for a session without one. Either way it
+   * names the session (`submitted_by`): its client's calls are the session's, not the user's,
+   * so its agents' memories are the session's own and every approval prompt says whose call
+   * asks. Undefined for a goal that is not a session's.
    */
   projectOf(goalId: string): ProjectBinding | undefined {
+    const sessionId = this.goals.get(goalId);
+    if (sessionId === undefined) return undefined;
     const p = this.projects.get(goalId);
-    return p === undefined ? undefined : sessionProject(goalId, p.path, p.opened);
+    const project = p === undefined ? goalOnlyProject(goalId) : sessionProject(goalId, p.path, p.opened);
+    return sessionOwnProject(project, sessionId);
   }
 
   /** Is this a session's pseudo-goal (its container is released when the session ends)? */

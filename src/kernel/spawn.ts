@@ -22,6 +22,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config.js";
+import { withoutConfigSecrets } from "../config-secrets.js";
 import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { LlmClient } from "../llm/types.js";
@@ -112,13 +113,15 @@ export class Spawner {
     const { parent, goalId } = req;
     const denied = (e: unknown): never => {
       const d = e instanceof AidoError ? e.details : {};
-      const offending = d.offending as string[] | undefined;
+      // A manifest a model wrote is quoted (its grants, its model): a config's secret in it is blanked.
+      const blank = (text: string) => withoutConfigSecrets(text, deps.config);
+      const offending = (d.offending as string[] | undefined)?.map(blank);
       const keys = d.keys as string[] | undefined;
       deps.audit.record(
         "agent.spawn_denied",
         {
-          manifest: req.manifest.name,
-          reason: errorMessage(e),
+          manifest: blank(req.manifest.name),
+          reason: blank(errorMessage(e)),
           ...(offending ? { offending } : {}),
           ...(keys ? { keys } : {}),
         },

@@ -70,7 +70,7 @@ export class AnthropicClient implements LlmClient {
       this.#opts.retry,
       (e) => classifySdkError(e, SDK_ERRORS),
       (signal) => (req.stream ? this.#streamOnce(params, req, signal) : this.#createOnce(params, signal)),
-      { signal: req.signal, onRetry: this.#opts.onRetry },
+      { signal: req.signal, onRetry: this.#opts.onRetry, resending: req.resending },
     );
     this.#opts.onUsage?.(response.usage, { provider: this.provider, model: response.model });
     return response;

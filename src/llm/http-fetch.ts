@@ -9,11 +9,12 @@
 //   (serialised by the platform's own Response), ReadableStream or async iterable. Like
 //   fetch it adds `accept: */*`, `accept-encoding: gzip, deflate` and a content-type for
 //   string / form bodies when the caller set none.
-// - Response: a real `Response` with status, statusText, every header (repeated ones
-//   appended) and `url`. An event stream (text/event-stream) gets a body that yields each
-//   chunk as it arrives, so streamed text deltas reach the agent as they come; any other
-//   body is buffered before fetch resolves (the SDKs read those whole at once, and a
-//   buffered body is the cheapest). gzip, deflate and br bodies are decoded as fetch does,
+// - Response: status, statusText, every header (repeated ones appended) and `url`. An
+//   event stream (text/event-stream) is a real `Response` whose body yields each chunk as
+//   it arrives, so streamed text deltas reach the agent as they come; any other body is
+//   buffered before fetch resolves (the SDKs read those whole at once, and a buffered body
+//   is the cheapest) and handed out as a BufferedResponse (buffered-response.ts: the same
+//   interface without undici's web streams; not `instanceof Response`). gzip, deflate and br bodies are decoded as fetch does,
 //   and like Node's fetch at most 5 codings stacked on one answer.
 // - Bounded, unlike fetch: past BODY_LIMITS decoded bytes (a gzip bomb, a body that never
 //   ends) the call fails as a broken body does, `TypeError("terminated", { cause })` with a
@@ -46,6 +47,7 @@ import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import type { Readable } from "node:stream";
 import zlib from "node:zlib";
+import { BufferedResponse } from "./buffered-response.js";
 
 /** How long an idle keep-alive socket is kept (undici's default keepAliveTimeout). */
 const IDLE_SOCKET_MS = 4_000;
@@ -312,7 +314,13 @@ function send(
         if (settled || overCap) return;
         let response: Response;
         try {
-          response = withURL(new Response(parts.length === 1 ? parts[0] : Buffer.concat(parts), init), url);
+          const bytes = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+          response = new BufferedResponse(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
+            status,
+            statusText: init.statusText ?? "",
+            headers: init.headers as Headers,
+            url: url.href,
+          });
         } catch (e) {
           return fail(new TypeError("fetch failed", { cause: e }));
         }

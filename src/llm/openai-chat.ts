@@ -67,7 +67,7 @@ export class OpenAIChatClient implements LlmClient {
       this.#opts.retry,
       (e) => classifySdkError(e, OPENAI_SDK_ERRORS),
       (signal) => (req.stream ? this.#streamOnce(params, req, signal) : this.#createOnce(params, signal)),
-      { signal: req.signal, onRetry: this.#opts.onRetry },
+      { signal: req.signal, onRetry: this.#opts.onRetry, resending: req.resending },
     );
     this.#opts.onUsage?.(response.usage, { provider: this.provider, model: response.model });
     return response;

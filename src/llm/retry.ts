@@ -4,6 +4,13 @@
 // server's `retry-after-ms` / `retry-after` is honoured (capped so one header cannot park
 // an agent for an hour). Every attempt has its own timeout that covers the whole answer,
 // streamed body included, because a stream can stall after its headers arrived.
+//
+// An attempt the provider may have billed (the connection lost after the request left, no
+// answer in time) is not retried on the caller's word that it was paid for: before the
+// retry leaves, `resending` is told (the budget charges the attempt and reserves the
+// retry's own bound, agent/inference.ts); if it throws, nothing more is sent. Retried on
+// one reservation, a provider cutting every first attempt got twice the requests a budget
+// cap allowed.
 
 import { AidoError, ErrorCode } from "../errors.js";
 import { type CallSite, type Failure, failureError, isRetryable } from "./failure.js";
@@ -21,6 +28,9 @@ export interface RetryPolicy {
 }
 
 export const DEFAULT_BACKOFF = { baseDelayMs: 500, maxDelayMs: 30_000, maxRetryAfterMs: 60_000 } as const;
+
+/** How an attempt failed that the provider may have worked on, and billed. */
+export type BilledFailure = "connection" | "timeout";
 
 export interface RetryEvent {
   attempt: number;
@@ -52,13 +62,27 @@ export async function callWithRetries<T>(
   policy: RetryPolicy,
   classify: (e: unknown) => Failure,
   attempt: (signal: AbortSignal) => Promise<T>,
-  opts: { signal?: AbortSignal | undefined; onRetry?: ((e: RetryEvent) => void) | undefined } = {},
+  opts: {
+    signal?: AbortSignal | undefined;
+    onRetry?: ((e: RetryEvent) => void) | undefined;
+    resending?: ((billed: BilledFailure) => void) | undefined;
+  } = {},
 ): Promise<T> {
   const { signal } = opts;
-  /** An attempt may have reached the server: the call's failure cannot say nothing was sent. */
+  /**
+   * An attempt may have reached the server (since the last `resending`, which settled the
+   * ones before): the call's failure cannot say nothing was sent.
+   */
   let sent = false;
+  /** How the last attempt failed, when the provider may have billed it. */
+  let billed: BilledFailure | undefined;
   for (let n = 0; ; n++) {
     if (signal?.aborted) throw failureError(site, { kind: "aborted" }, n);
+    if (billed !== undefined && opts.resending) {
+      opts.resending(billed);
+      sent = false;
+    }
+    billed = undefined;
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -80,10 +104,12 @@ export async function callWithRetries<T>(
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     }
+    const reached = !(failure.kind === "connection" && failure.unsent);
     if (failure.kind === "connection" && failure.unsent) {
       if (sent) failure = { kind: "connection", message: failure.message };
     } else sent = true;
     if (!isRetryable(failure) || n >= policy.maxRetries) throw failureError(site, failure, n + 1);
+    if (reached && (failure.kind === "connection" || failure.kind === "timeout")) billed = failure.kind;
     const delayMs = retryDelay(n, failure, policy);
     opts.onRetry?.({ attempt: n + 1, delayMs, failure });
     await sleep(delayMs, signal, site);

@@ -6,7 +6,7 @@
 
 import type { ProviderName } from "../config.js";
 import type { CallSite } from "./failure.js";
-import type { RetryEvent, RetryPolicy } from "./retry.js";
+import type { BilledFailure, RetryEvent, RetryPolicy } from "./retry.js";
 
 export interface TextBlock {
   type: "text";
@@ -87,6 +87,13 @@ export interface CompletionRequest {
   /** Ask the provider to stream; the response is the same, `onText` sees text as it comes. */
   stream?: boolean;
   onText?: (delta: string) => void;
+  /**
+   * Told before a retry is sent after an attempt the provider may have billed (the
+   * connection lost after the request left, no answer in time; llm/retry.ts): the budget
+   * charges that attempt and reserves the retry's own bound. A throw (the reservation
+   * refused) fails the call with that error and nothing more is sent.
+   */
+  resending?: (billed: BilledFailure) => void;
 }
 
 /** A provider's adapter. Implementations retry on their own; callers never do. */

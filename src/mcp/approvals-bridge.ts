@@ -34,6 +34,8 @@ export interface ApprovalAsk {
   summary: string;
   target: string;
   covers: { allow_once: string; allow_session: string; allow_always: string };
+  /** Whose call asks (the approval.requested event's submitted_by): this session's own; absent from an older daemon. */
+  submitted_by?: { kind: string; session_id: string };
 }
 
 /** What one waiting call does with its approval request. */
@@ -52,6 +54,11 @@ export function approvalForm(ask: ApprovalAsk) {
     mode: "form" as const,
     message: [
       `Aido asks before this call runs: ${ask.summary}`,
+      ...(ask.submitted_by
+        ? [
+            `Asked by: MCP session ${ask.submitted_by.session_id} (this session's own call, not one of the user's goals)`,
+          ]
+        : []),
       `Allow Once: ${ask.covers.allow_once}`,
       `Allow Session: ${ask.covers.allow_session}`,
       `Allow Always: ${ask.covers.allow_always}`,
@@ -330,11 +337,19 @@ export class ApprovalsBridge {
         summary: String(ev.summary ?? ""),
         target: String(ev.target ?? ""),
         covers: ev.covers as ApprovalAsk["covers"],
+        ...submittedByOf(ev),
       });
     } catch (e) {
       this.log(`handling approval ${String(ev.approval_id)} failed: ${errorMessage(e)}`);
     }
   }
+}
+
+/** The event's submitted_by, when it names a session (the daemon's own event; its id is printed as given). */
+function submittedByOf(ev: WireEvent): Pick<ApprovalAsk, "submitted_by"> {
+  const by = ev.submitted_by as { kind?: unknown; session_id?: unknown } | undefined;
+  if (by?.kind !== "mcp_session" || typeof by.session_id !== "string") return {};
+  return { submitted_by: { kind: by.kind, session_id: by.session_id } };
 }
 
 /** `stored` holds `wanted`: every value `wanted` names is there, equal (the gate's parse may add defaults). */

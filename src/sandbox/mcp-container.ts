@@ -300,15 +300,27 @@ async function describeExit(
     exit,
     new Promise<undefined>((r) => setTimeout(() => r(undefined), 2_000).unref()),
   ]);
-  let oom = false;
-  try {
-    oom = (await container.inspect()).State.OOMKilled;
-  } catch {
-    // removed already
+  // The engine may learn of the OOM kill after the exit (containerd sent the event
+  // late, https://github.com/containerd/containerd/pull/12714): a SIGKILL'd end waits
+  // a little for the flag before it is called a plain exit.
+  const killed = status?.StatusCode === 137;
+  let oom = await oomKilled(container);
+  for (let i = 0; killed && oom === false && i < 15; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    oom = await oomKilled(container);
   }
   if (oom) return "it was killed for using more than its memory limit";
   if (status?.StatusCode === undefined) return "its output stream closed";
   return `it exited with code ${status.StatusCode}`;
+}
+
+/** The engine's OOMKilled flag; undefined once the container is gone. */
+async function oomKilled(container: Docker.Container): Promise<boolean | undefined> {
+  try {
+    return (await container.inspect()).State.OOMKilled;
+  } catch {
+    return undefined; // removed already
+  }
 }
 
 function engineError(what: string, e: unknown, image?: string): AidoError {

@@ -129,6 +129,22 @@ export function sessionProject(goalId: string, path: string, opened: ProjectBind
   };
 }
 
+/**
+ * The project of an MCP session's own pseudo-goal (the calls its client makes directly), as
+ * `project` with the session named as who asks (`submitted_by`): its memories are the
+ * session's own (memory/types.ts memoryIdentity) and every approval prompt shows the
+ * session, not the user. The key is kept: a `folder:` key is a session's only (no goal of the
+ * user's has one), so an Allow Always given to a session's call covers later sessions in the
+ * same folder and never the user's goals; a `goal:` key is the pseudo-goal alone.
+ */
+export function sessionOwnProject(project: ProjectBinding, sessionId: string): ProjectBinding {
+  return {
+    key: project.key,
+    shown: project.shown,
+    submitted_by: { kind: "mcp_session", session_id: sessionId },
+  };
+}
+
 /** The project of a goal that was given no project folder: the goal alone (submitted by `by`, none: the user). */
 export function goalOnlyProject(goalId: string, by?: SubmittedBy): ProjectBinding {
   return boundTo(

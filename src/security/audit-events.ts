@@ -140,7 +140,14 @@ export interface AuditPayloads {
    * A call that failed after its request was sent, the provider maybe having worked on it
    * (the connection or the stream lost, a timeout): its reservation was charged.
    */
-  "budget.charged_failed": { account: string; reservation_id: number; charged: number; failure: string };
+  "budget.charged_failed": {
+    account: string;
+    reservation_id: number;
+    charged: number;
+    failure: string;
+    /** The call was retried: the retry was sent on a reservation of its own. */
+    retried?: true;
+  };
   "snapshot.created": { snapshot_id: string; label?: string; files?: number };
   "snapshot.restored": { snapshot_id: string; files_restored: number; files_failed: number };
   /** The oldest snapshots removed (and their packs compacted) to keep a goal's store under sandbox.snapshots_max_mb. */

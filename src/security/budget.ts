@@ -17,13 +17,15 @@
 //
 // Every charge (a commit, a call given up or failed after it was sent, the close of an
 // account, a recovery after a restart) is passed to `onSpent` inside its own transaction:
-// whoever settles a reservation, the goal's carried intent counts it exactly once, or the
-// charge rolls back with it (kernel/goal-intent.ts chargeCarriedIntent).
+// whoever settles a reservation, the goal's row (its usage) and its carried intent count it
+// exactly once, or the charge rolls back with them (kernel/goal-intent.ts chargeGoal). A
+// goal's usage read from anywhere else missed the charges its calls did not live to report.
 //
 // The arithmetic of a tree of accounts (limits, carve-outs, room) is in budget-accounts.ts.
 
 import { type Db, migrate, prepared, type Statement } from "../db/database.js";
 import { AidoError, ErrorCode, isAidoError } from "../errors.js";
+import type { Usage } from "../llm/types.js";
 import type { AuditLog } from "./audit.js";
 import type { AuditPayloads } from "./audit-events.js";
 import {
@@ -47,16 +49,36 @@ export interface BudgetLedgerOptions {
   now?: () => number;
   /**
    * Called once per charge, inside the transaction that makes it, with the goal of the
-   * account and the tokens charged (> 0). A throw rolls the charge back.
+   * account and the tokens charged (> 0 in all): as output, the part of a commit the provider
+   * reported as output; the rest as input. A throw rolls the charge back.
    */
-  onSpent?: (goalId: string, tokens: number) => void;
+  onSpent?: (goalId: string, charged: Usage) => void;
+}
+
+/** How a call failed after its request may have reached the provider (abandon). */
+export interface CallFailure {
+  /** What went wrong: "connection", "timeout", "other" (llm/failure.ts). */
+  kind: string;
+  /** The call goes on: this attempt is charged and its retry holds a reservation of its own. */
+  retried?: boolean;
+}
+
+/** What a commit is told besides the tokens charged. */
+export interface CommitOptions {
+  /** The output tokens the provider reported: that part of the charge is told as output. */
+  outputTokens?: number;
+  /**
+   * The usage the provider reported could not be true, so the caller charges `actualTokens`
+   * (the reservation) instead; audited as budget.usage_unreported with it.
+   */
+  unreported?: Usage;
 }
 
 export class BudgetLedger {
   private readonly db: Db;
   private readonly audit: AuditLog | undefined;
   private readonly now: () => number;
-  private readonly onSpent: ((goalId: string, tokens: number) => void) | undefined;
+  private readonly onSpent: ((goalId: string, charged: Usage) => void) | undefined;
   /** Runs a function in one BEGIN IMMEDIATE transaction (a savepoint when nested). */
   private readonly tx: (fn: () => unknown) => unknown;
   /** The statements of every reserve and commit, prepared once. */
@@ -179,18 +201,14 @@ export class BudgetLedger {
    * Record real usage for a reservation, on the account and every ancestor. Usage above the
    * reservation (the call's bound was broken) is charged too, since it was spent, and
    * audited as budget.overspent in the same transaction; the caller stops what spent it.
-   * `unreported`: the usage the provider reported could not be true, so the caller charges
-   * `actualTokens` (the reservation) instead; audited as budget.usage_unreported with it.
    */
-  commit(
-    r: Reservation,
-    actualTokens: number,
-    unreported?: { input_tokens: number; output_tokens: number },
-  ): BudgetAccount {
+  commit(r: Reservation, actualTokens: number, o: CommitOptions = {}): BudgetAccount {
     requireTokens("actualTokens", actualTokens);
+    const { unreported } = o;
+    const output = Math.min(o.outputTokens ?? 0, actualTokens);
     return this.immediate(() => {
       this.settle(r, "committed", actualTokens);
-      const after = this.charge(this.ancestry(r.accountId), -r.amount, actualTokens);
+      const after = this.charge(this.ancestry(r.accountId), -r.amount, actualTokens, output);
       if (unreported) {
         this.audit?.record(
           "budget.usage_unreported",
@@ -241,9 +259,10 @@ export class BudgetLedger {
    * budget.charged_aborted) when its request was sent, refunded when it never left.
    * `failure`: the call was not given up but failed after it may have reached the provider
    * (the connection or the stream lost, a timeout); charged the same way, audited as
-   * budget.charged_failed with what went wrong.
+   * budget.charged_failed with what went wrong (and `retried` when the call goes on: its
+   * retry reserves its own bound, so a retry never runs on the room of an attempt billed).
    */
-  abandon(r: Reservation, failure?: string): BudgetAccount {
+  abandon(r: Reservation, failure?: CallFailure): BudgetAccount {
     return this.immediate(() => this.abandonOne(r, failure));
   }
 
@@ -316,7 +335,7 @@ export class BudgetLedger {
     prepared(this.db, "UPDATE budget_accounts SET closed = 1 WHERE id = ?").run(accountId);
   }
 
-  private abandonOne(r: Reservation, failure?: string): BudgetAccount {
+  private abandonOne(r: Reservation, failure?: CallFailure): BudgetAccount {
     if (this.stmt.sentAt.get(r.id) == null) {
       this.settle(r, "refunded", null);
       return this.charge(this.ancestry(r.accountId), -r.amount, 0);
@@ -326,7 +345,12 @@ export class BudgetLedger {
     const charged = { account: r.accountId, reservation_id: r.id, charged: r.amount };
     if (failure === undefined)
       this.audit?.record("budget.charged_aborted", charged, { goalId: after.goal_id });
-    else this.audit?.record("budget.charged_failed", { ...charged, failure }, { goalId: after.goal_id });
+    else
+      this.audit?.record(
+        "budget.charged_failed",
+        { ...charged, failure: failure.kind, ...(failure.retried ? { retried: true } : {}) },
+        { goalId: after.goal_id },
+      );
     return after;
   }
 
@@ -350,7 +374,12 @@ export class BudgetLedger {
    * the account and its ancestors up to the root as this transaction reads them; one
    * UPDATE per account. Returns the account as it is after the change.
    */
-  private charge(chain: readonly BudgetAccount[], reservedDelta: number, spentDelta: number): BudgetAccount {
+  private charge(
+    chain: readonly BudgetAccount[],
+    reservedDelta: number,
+    spentDelta: number,
+    outputTokens = 0,
+  ): BudgetAccount {
     // What the account below drew from (or gave back to) this account's carve-out.
     let drawn = 0;
     let first: BudgetAccount | undefined;
@@ -367,7 +396,8 @@ export class BudgetLedger {
       drawn = before.parent_id !== null ? undrawnOf(before) - undrawnOf(after) : 0;
     }
     if (!first) throw new Error("charge needs the account's chain");
-    if (spentDelta > 0) this.onSpent?.(first.goal_id, spentDelta);
+    if (spentDelta > 0)
+      this.onSpent?.(first.goal_id, { input_tokens: spentDelta - outputTokens, output_tokens: outputTokens });
     return first;
   }
 

@@ -132,7 +132,12 @@ const xargs: Unfolder = (args) => {
   const implicitCommand = rest.length === 0;
   if (implicitCommand) rest = [{ value: "echo", dynamic: false }];
   if (typeof replace === "string" && replace !== "") {
-    rest = rest.map((a) => (a.value.includes(replace) ? { value: a.value, dynamic: true } : a));
+    // What xargs reads goes where the replace string stands: judged as find's {} (a word the
+    // runner fills in at run time), never as a file named like the replace string
+    // (`xargs -I% sh -c 'rm -f "$1"' _ %` was refused as removing a file named % where it ran).
+    rest = rest.map((a) =>
+      a.value.includes(replace) ? { ...a, value: a.value.replaceAll(replace, "{}"), dynamic: true } : a,
+    );
   }
   const file = scan.seen.get("a") ?? scan.seen.get("arg-file");
   const files = typeof file === "string" ? [{ arg: { value: file, dynamic: false }, write: false }] : [];

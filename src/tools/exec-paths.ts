@@ -232,7 +232,7 @@ async function pathsFrom(
           }
           if (removing && access === "write") {
             refuseOldPwd(text, via);
-            refuseRebound(text, analysis, via);
+            refuseRebound(text, analysis, via, i);
             // `d=$TMPDIR; rm -rf "$d"`: each known value the command gives the variable (`d=$(echo ~)`: the path it prints).
             for (const p of assignedPaths(text, analysis, vars)) {
               const path = hasSubstitution(p) ? substitutionRemoval(p, knownValues, via, place) : p;

@@ -45,24 +45,52 @@ export function refuseOldPwd(written: string, via: string): void {
 /** A word (double quotes taken out) that starts with a positional parameter: `$1`, `${2}`, `"$@"`. */
 const POSITIONAL_LEAD = /^\$(?:[0-9@*]|\{(?:[0-9]+|[@*])\})/;
 
+/** A word (double quotes taken out) that starts with $OPTARG, which getopts sets. */
+const OPTARG_LEAD = /^\$(?:OPTARG(?![A-Za-z0-9_])|\{OPTARG[}:#%=?+-])/;
+
 /**
  * Refuse a removed positional parameter when the command rebinds them (`set -- ~; rm -rf "$1"`,
  * `sh -c 'shift; rm -rf "$1"' _ x ~`): the judge binds $1... to the words after `sh -c CODE`
- * only, so it would judge the wrong word or none.
+ * only, so it would judge the wrong word or none. Likewise $OPTARG where getopts sets it (`sh
+ * -c 'getopts d: o; rm -rf "$OPTARG"' sh -d ~`, judged as `rm -rf ""`): a positional
+ * parameter, or the part of one after its option letter (`-d~`), picked at run time. A
+ * variable given such a value (`d=$1`) is followed. In a function's body (command `index`) the
+ * positional parameters are the function's arguments (`f() { rm -rf "$1"; }; f ~` was judged
+ * with the shell's $1): refused the same way.
  */
-export function refuseRebound(written: string, analysis: CommandAnalysis, via: string): void {
-  if (!POSITIONAL_LEAD.test(written.replaceAll('"', ""))) return;
+export function refuseRebound(written: string, analysis: CommandAnalysis, via: string, index: number): void {
   const c = analysis.commands.find(rebindsPositionals);
-  if (c === undefined) return;
+  const getopts = analysis.commands.find((g) => commandName(g) === "getopts");
+  const fn = analysis.functions.find((f) => f.body.includes(index));
+  const positional = leadsWith(written, POSITIONAL_LEAD, analysis);
+  const why =
+    c !== undefined && positional
+      ? `${commandName(c)} rebinds the positional parameters at run time`
+      : fn !== undefined && positional
+        ? `in the function ${fn.name} the positional parameters are its arguments, known only at run time`
+        : getopts !== undefined && leadsWith(written, OPTARG_LEAD, analysis)
+          ? "getopts sets OPTARG at run time from the positional parameters"
+          : undefined;
+  if (why === undefined) return;
   throw new AidoError(
     ErrorCode.policyDenied,
-    `cannot judge what ${via} removes ("${written}"): ${commandName(c)} rebinds the positional parameters at run time; give the path`,
-    { rule: "unjudgeable" },
+    `cannot judge what ${via} removes ("${written}"): ${why}; give the path`,
+    {
+      rule: "unjudgeable",
+    },
   );
 }
 
+/** Whether `written`, or a value the command gives the variable it is (`d=$1; rm -rf "$d"`), starts with `lead`. */
+function leadsWith(written: string, lead: RegExp, analysis: CommandAnalysis, depth = 0): boolean {
+  if (lead.test(written.replaceAll('"', ""))) return true;
+  const name = wholeVariable(written)?.name;
+  if (name === undefined || depth >= MAX_VAR_CHAIN) return false;
+  return valuesOf(name, analysis).some((v) => leadsWith(v, lead, analysis, depth + 1));
+}
+
 /** `shift`, or `set` with words after its options (`set -- a b`, `set a`; not `set -e`, `set -o pipefail`). */
-function rebindsPositionals(c: SimpleCommand): boolean {
+export function rebindsPositionals(c: SimpleCommand): boolean {
   const name = commandName(c);
   if (name === "shift") return true;
   if (name !== "set") return false;

@@ -25,12 +25,18 @@ import { execNeeds } from "../security/policy.js";
 import { isSystemPath } from "../security/policy-rules.js";
 import { CLEARED_ENVIRONMENT } from "../security/policy-variables.js";
 import { analyzeCommandUncached, basename, type CommandAnalysis } from "../security/shell.js";
+import { commandName } from "../security/shell-operands.js";
 import { isDescriptorPath } from "../security/shell-sh.js";
 import { WRAPPERS } from "../security/shell-wrappers.js";
 import { knownVars, type StartVars, scriptStartVars } from "./exec-known.js";
 import { movedBySourced, runTimeNamed } from "./exec-merge.js";
 import { type ExecPlace, execPaths, startDirs } from "./exec-paths.js";
-import { scriptPositionals } from "./exec-removals.js";
+import { rebindsPositionals, scriptPositionals } from "./exec-removals.js";
+import {
+  type RunTimePositionals,
+  refuseRunTimePositionals,
+  runTimePositionals,
+} from "./exec-runtime-positionals.js";
 import type { ScopeWord } from "./exec-scope.js";
 import { argsOf, linkedProgram, refuse, type Site, shebangShell, siteOf } from "./exec-script-sites.js";
 
@@ -96,6 +102,8 @@ class Planner {
   /**
    * `code` (analysed as `analysis`, started in `cwd` with `start`) with every script it runs
    * judged and pinned, and the indices of its `. s.sh` whose script changes directory (`moved`).
+   * `own`: the positional parameters `code` itself runs with (a script's, as judged; none for
+   * the command), which a script it sources (`. s.sh`) sees as its own.
    */
   async pin(
     code: string,
@@ -104,6 +112,7 @@ class Planner {
     where: string,
     cwd: string,
     start: StartVars,
+    own: Positionals = { bound: [], runtime: undefined },
   ): Promise<{ code: string; moved: number[] }> {
     const movesDir = analysis.dirs.length > 0 || analysis.commands.some((c) => c.localDirs.length > 0);
     if (analysis.assignedNames.includes("PATH")) {
@@ -137,8 +146,15 @@ class Planner {
       started.push({ i, shown, dirs: JSON.stringify(dirs) });
       // The script's `~`, $HOME, $TMPDIR and mktemp: what this code gave it (`HOME=D sh s.sh`: D).
       const vars = scriptStartVars(start, assigned.assignedNames, c.assigns, site.kind === "source");
-      const bound = positionals.get(`${site.kind}\0${site.path}`) ?? [];
-      const judged = await this.judge(site, depth, where, movesDir, dirs, vars, bound);
+      // A sourced script runs with the positional parameters of the code that sources it (`echo
+      // ~ | xargs sh a.sh`, a.sh `. b.sh`, b.sh `rm -rf "$1"` emptied the private folder).
+      const sourced = site.kind === "source" ? sourcedPositionals(analysis, i, own, shown) : undefined;
+      const bound = sourced?.bound ?? positionals.get(`${site.kind}\0${site.path}`) ?? [];
+      // Run by xargs or find: the parameters they fill in at run time (exec-runtime-positionals.ts).
+      const words = argsOf(c).slice(site.at + 1);
+      const given = runTimePositionals(c, words) ?? functionPositionals(analysis, i, words);
+      const runtime = sourced ? sourced.runtime : given && { ...given, shown };
+      const judged = await this.judge(site, depth, where, movesDir, dirs, vars, bound, runtime);
       if (!judged) continue;
       // `. s.sh` runs s.sh in this shell: a cd in it moves what comes after (scripts included).
       if (site.kind === "source" && judged.movesDir) {
@@ -189,7 +205,8 @@ class Planner {
 
   /**
    * Judge the script a site runs, from the directories it starts in (`dirs`: where its relative
-   * paths resolve), its positional parameters bound to `bound` (`1=/workspace/x`).
+   * paths resolve), its positional parameters bound to `bound` (`1=/workspace/x`), those
+   * filled in at run time (`runtime`: by xargs or find, from the command `shown`) refused if used.
    */
   private async judge(
     site: Site,
@@ -199,10 +216,19 @@ class Planner {
     dirs: string[],
     start: StartVars,
     bound: readonly string[],
+    runtime: (RunTimePositionals & { shown: string }) | undefined,
   ): Promise<Judged | null> {
     const key = `${site.kind}\0${site.path}`;
     const known = this.judged.get(key);
-    const from = JSON.stringify([dirs, start.home, start.tmpdir, start.splits === true, bound]);
+    const from = JSON.stringify([
+      dirs,
+      start.home,
+      start.tmpdir,
+      start.splits === true,
+      bound,
+      runtime?.at,
+      runtime?.from,
+    ]);
     if (known !== undefined && this.judgedFrom.get(key) === from) return known;
     if (known !== undefined) {
       throw refuse(
@@ -271,6 +297,7 @@ class Planner {
       if (isAidoError(e, ErrorCode.policyDenied)) throw refuse(`script ${path}: ${e.message}`);
       throw e;
     }
+    if (runtime) refuseRunTimePositionals(analysis, runtime, path, where, runtime.shown);
     const place: ExecPlace = {
       start,
       ...(this.privateTmp === undefined ? {} : { privateTmp: this.privateTmp }),
@@ -282,7 +309,10 @@ class Planner {
       throw refuse(`the script ${path} runs scripts and may start in several directories`);
     }
     // Its scripts first: one it sources that changes directory moves its commands after it.
-    const pinned = await this.pin(file.content, analysis, depth + 1, `the script ${path}`, dirs[0]!, start);
+    const pinned = await this.pin(file.content, analysis, depth + 1, `the script ${path}`, dirs[0]!, start, {
+      bound,
+      runtime,
+    });
     const moved = movedBySourced(analysis, pinned.moved);
     const judgedAs = { ...moved, assignedValues: [...moved.assignedValues, ...bound] };
     const files = await execPaths(this.sandbox, judgedAs, dirs, place);
@@ -343,6 +373,52 @@ class Planner {
     }
     return bytes.toString("utf8");
   }
+}
+
+/** The positional parameters a script runs with: known values (`1=/workspace/x`), and those filled in at run time. */
+interface Positionals {
+  bound: readonly string[];
+  runtime: (RunTimePositionals & { shown: string }) | undefined;
+}
+
+/** A positional parameter in a word: `$1`, `"$@"`, `${2}`. */
+const POSITIONAL_WORD = /\$(?:[0-9@*]|\{[0-9@*])/;
+
+/**
+ * The positional parameters of a script that command `i` of `analysis`, in a function's body,
+ * runs with words that hold the function's own (`f() { sh s.sh "$1"; }; f ~`: s.sh's $1 is
+ * f's argument, not the shell's): every one from the first such word on, known at run time only.
+ */
+function functionPositionals(
+  analysis: CommandAnalysis,
+  i: number,
+  words: readonly { value: string }[],
+): RunTimePositionals | undefined {
+  const fn = analysis.functions.find((f) => f.body.includes(i));
+  const first = words.findIndex((w) => POSITIONAL_WORD.test(w.value));
+  if (fn === undefined || first < 0) return undefined;
+  return { at: [], from: first + 1, runner: `the function ${fn.name} that runs it` };
+}
+
+/**
+ * The positional parameters of the script that command `i` of `analysis` sources: those of the
+ * code sourcing it (`own`), unless that code may rebind them first (shift, `set -- ...`) or
+ * sources it inside a function (whose arguments they are): then all are taken as known only at
+ * run time (`set -- ~; . b.sh` with b.sh `rm -rf "$1"` was judged as `rm -rf ""`).
+ */
+function sourcedPositionals(
+  analysis: CommandAnalysis,
+  i: number,
+  own: Positionals,
+  shown: string,
+): Positionals {
+  const rebinds = analysis.commands.find(rebindsPositionals);
+  const inFunction = analysis.functions.find((f) => f.body.includes(i));
+  if (rebinds === undefined && inFunction === undefined) return own;
+  const runner = inFunction
+    ? `the function ${inFunction.name} that sources it`
+    : `${commandName(rebinds!)} in the code that sources it`;
+  return { bound: own.bound, runtime: { at: [], from: 1, runner, shown } };
 }
 
 /**

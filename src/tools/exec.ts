@@ -12,10 +12,9 @@
 import { z } from "zod";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
-import type { ToolContext, ToolDef } from "../gate/types.js";
+import type { ToolDef } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { commandScope } from "../security/approval-scope.js";
-import { blankSecrets, MIN_SECRET_LENGTH } from "../security/blank-secrets.js";
 import { execNeeds } from "../security/policy.js";
 import { analyzeCommand, type CommandAnalysis, MAX_COMMAND_BYTES } from "../security/shell.js";
 import { execStartVars } from "./exec-known.js";
@@ -23,6 +22,7 @@ import { mergeAnalyses, movedBySourced } from "./exec-merge.js";
 import { execPaths } from "./exec-paths.js";
 import { resolveScopeWords, type ScopeWord } from "./exec-scope.js";
 import { planScripts } from "./exec-scripts.js";
+import { hideCallerSecrets } from "./hide-secrets.js";
 import { boundOutput } from "./output.js";
 import { absolute, canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
 
@@ -176,61 +176,6 @@ function withSignal(sandbox: SandboxHandle, signal: AbortSignal | undefined): Sa
     stat: (path, opts) => sandbox.stat(path, { ...opts, signal }),
     grep: (pattern, path, glob, max, opts) => sandbox.grep(pattern, path, glob, max, { ...opts, signal }),
   };
-}
-
-/** The executor's mark where it cut a long output (executor/exec.ts, the head and tail it keeps). */
-const CUT = /(\n\[\.\.\. truncated \d+ bytes \.\.\.\]\n)/;
-
-/**
- * `text` (what a command printed, a file's content) as the model may see it: the caller's
- * proxy credentials blanked (hideSecrets), this call's and those of another call of the
- * caller the text holds (a file a command of that call wrote them to). The exec tool and the
- * file tools (files.ts) show the container's texts through it.
- */
-export function hideCallerSecrets(text: string, egress: ToolContext["egress"]): string {
-  if (!egress) return text;
-  return hideSecrets(text, [...egress.secrets, ...(egress.secretsIn?.(text) ?? [])]);
-}
-
-/**
- * The caller's proxy password never reaches the model: a command that prints its
- * environment (env) or the header it sends the proxy (curl -v: Basic base64(user:password),
- * among the secrets egress/plumbing.ts hands over) shows it blanked. A command that encodes
- * it otherwise is not caught; the password only works on the caller's own relay port anyway. The executor keeps
- * the head and the tail of a long output around a cut: a secret the cut fell inside leaves
- * its start before the cut and its end after it, which no whole-secret match finds; each
- * such piece (from MIN_SECRET_LENGTH characters) is blanked too.
- */
-export function hideSecrets(text: string, secrets: readonly string[]): string {
-  const out = blankSecrets(text, secrets, "[hidden]");
-  const long = secrets.filter((s) => s.length >= MIN_SECRET_LENGTH);
-  if (long.length === 0 || !CUT.test(out)) return out;
-  const parts = out.split(CUT); // text, cut, text, cut, text...
-  for (let i = 1; i < parts.length; i += 2) {
-    const before = parts[i - 1] as string;
-    const after = parts[i + 1] as string;
-    const end = Math.max(0, ...long.map((s) => pieceAtEnd(before, s)));
-    const start = Math.max(0, ...long.map((s) => pieceAtStart(after, s)));
-    if (end > 0) parts[i - 1] = `${before.slice(0, before.length - end)}[hidden]`;
-    if (start > 0) parts[i + 1] = `[hidden]${after.slice(start)}`;
-  }
-  return parts.join("");
-}
-
-/** The length of the longest proper start of `secret` that `text` ends with (0 below MIN_SECRET_LENGTH). */
-function pieceAtEnd(text: string, secret: string): number {
-  for (let n = Math.min(secret.length - 1, text.length); n >= MIN_SECRET_LENGTH; n--) {
-    if (text.endsWith(secret.slice(0, n))) return n;
-  }
-  return 0;
-}
-
-/** The length of the longest proper end of `secret` that `text` starts with (0 below MIN_SECRET_LENGTH). */
-function pieceAtStart(text: string, secret: string): number {
-  for (let n = Math.min(secret.length - 1, text.length); n >= MIN_SECRET_LENGTH; n--) {
-    if (text.startsWith(secret.slice(secret.length - n))) return n;
-  }
-  return 0;
 }
 
 /** Why a call was cancelled, as its signal says. */

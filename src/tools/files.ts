@@ -14,7 +14,7 @@ import { readViewOf } from "../gate/confinement.js";
 import type { ToolContext, ToolDef } from "../gate/types.js";
 import type { ReadView } from "../sandbox/types.js";
 import { matchPath } from "../security/glob.js";
-import { hideCallerSecrets } from "./exec.js";
+import { callerSecrets, hideCallerSecrets, hideCutText } from "./hide-secrets.js";
 import { boundOutput } from "./output.js";
 import { canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
 
@@ -32,15 +32,23 @@ function readView(ctx: ToolContext, tool: string): ReadView {
  * it lands whole or not at all (sandbox/types.ts FileOpOptions.signal).
  */
 /**
- * A text of the container as the model may see it: the caller's proxy credentials blanked as
- * in exec's output (exec.ts hideCallerSecrets). A command can write them to a file (`printf %s
+ * A text of the container as the model may see it: every proxy credential of the goal blanked
+ * as in exec's output (hide-secrets.ts). A command can write them to a file (`printf %s
  * "$HTTP_PROXY" > f`), where file_read and grep showed them.
  */
 const shown = (ctx: ToolContext, text: string, cap: number) =>
   boundOutput(hideCallerSecrets(text, ctx.egress), cap);
+/**
+ * A file's content as read, which a cap may have cut inside a credential: its start there is
+ * blanked too (hide-secrets.ts hideCutText), before the note saying where it was cut.
+ */
+const cutRead = (ctx: ToolContext, content: string, truncated: boolean): string =>
+  truncated ? hideCutText(content, callerSecrets(content, ctx.egress)) : content;
 const cancel = (ctx: ToolContext): { signal?: AbortSignal } => (ctx.signal ? { signal: ctx.signal } : {});
 const READ_MANY_MAX = 20;
 const GREP_MAX_MATCHES = 500;
+/** What the executor ends a grep line it cut with (executor/grep.ts LINE_MAX). */
+const LINE_CUT = "…";
 const noNul = (s: string) => !s.includes("\0");
 /** Bytes of content that leave room for the truncation note within `cap`. */
 const roomFor = (cap: number) => Math.max(64, cap - 120);
@@ -72,7 +80,7 @@ export const fileRead: ToolDef<z.infer<typeof readInput>> = {
       ? `\n[file truncated: showed ${Buffer.byteLength(r.content)} of ${r.size} bytes]`
       : "";
     return {
-      output: shown(ctx, r.content + note, ctx.outputMaxBytes),
+      output: shown(ctx, cutRead(ctx, r.content, r.truncated) + note, ctx.outputMaxBytes),
       data: { path, size: r.size, truncated: r.truncated },
     };
   },
@@ -105,7 +113,7 @@ export const fileReadMany: ToolDef<z.infer<typeof readManyInput>> = {
         const note = r.truncated
           ? `\n[file truncated: showed ${Buffer.byteLength(r.content)} of ${r.size} bytes]`
           : "";
-        parts.push(`=== ${path} ===\n${r.content}${note}`);
+        parts.push(`=== ${path} ===\n${cutRead(ctx, r.content, r.truncated)}${note}`);
       } catch (e) {
         if (ctx.signal?.aborted) throw e;
         parts.push(`=== ${path} ===\n[error: ${(e as Error).message}]`);
@@ -211,7 +219,15 @@ export const grep: ToolDef<z.infer<typeof grepInput>> = {
       view,
       ...cancel(ctx),
     });
-    const lines = matches.map((m) => `${m.path}:${m.line}: ${m.text}`);
+    // The executor cuts a long line at 500 characters and ends it with "…": a credential the
+    // cut fell inside leaves its start there (hide-secrets.ts hideCutText).
+    const secrets = callerSecrets(matches.map((m) => m.text).join("\n"), ctx.egress);
+    const lines = matches.map((m) => {
+      const text = m.text.endsWith(LINE_CUT)
+        ? `${hideCutText(m.text.slice(0, -1), secrets)}${LINE_CUT}`
+        : m.text;
+      return `${m.path}:${m.line}: ${text}`;
+    });
     const more = matches.length >= GREP_MAX_MATCHES ? `\n[stopped at ${GREP_MAX_MATCHES} matches]` : "";
     return {
       output: shown(ctx, (lines.join("\n") || "(no matches)") + more, ctx.outputMaxBytes),

@@ -97,6 +97,56 @@ describe("goal.submit inputs", () => {
     expect(refused.entries).toHaveLength(cases.length);
   });
 
+  it("blanks a config's API key that an input path or a manifest's grant quotes in goal.refused and agent.spawn_denied", async () => {
+    // The daemon's config holds the providers' keys (test/agent/harness.ts providerEnv).
+    const fx = await suite.start({
+      config: (cfg) => {
+        cfg.grantCeilings = [["tool: *", "file_read: /workspace/**", "spawn_child: [*]"]];
+      },
+    });
+    const apiKey = String(fx.home.config.providers.openai.apiKey);
+    expect(apiKey.length).toBeGreaterThanOrEqual(4);
+    const c = await fx.client();
+    // An input path holding it: refused (it does not exist), the reason quoting the path.
+    const e1 = await rpcError(submit(c, [`/nowhere/${apiKey}/x`]));
+    expect(e1.message).toMatch(/does not exist/);
+    // A manifest whose grant holds it, beyond the operator's ceiling.
+    const e2 = await rpcError(
+      c.call("goal.submit", {
+        goal: "read",
+        manifest: manifest("wide", { capabilities: [`file_read: /${apiKey}/**`] }),
+      }),
+    );
+    expect(e2.message).toMatch(/ceiling/);
+    // A child manifest a model wrote, wider than its parent: refused at spawn.
+    suite.server.script('manifest "spawner"', [
+      turn.toolUse("spawn_agent", {
+        manifest: { name: "kid", system_prompt: "kid", capabilities: [`file_read: /${apiKey}/**`] },
+        message: "go",
+      }),
+      turn.text("done"),
+    ]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "spawn",
+      manifest: manifest("spawner", {
+        capabilities: ["tool: spawn_agent", "file_read: /workspace/**", "spawn_child: [*]"],
+      }),
+    });
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 60_000 });
+    expect(end.error ?? "").toBe("");
+    const refused = (await c.call("audit.query", { kind: "goal.refused" })).entries;
+    const denied = [
+      ...(await c.call("audit.query", { kind: "agent.spawn_denied" })).entries,
+      ...(await c.call("audit.query", { goal_id, kind: "agent.spawn_denied" })).entries,
+    ];
+    expect(refused).toHaveLength(1);
+    expect(denied).toHaveLength(2);
+    const audited = JSON.stringify([...refused, ...denied]);
+    expect(audited).not.toContain(apiKey);
+    expect(audited).toContain("/nowhere/***/x");
+    expect(audited).toContain("file_read: /***/**");
+  });
+
   it("refuses a fifo, too many entries and too many bytes, naming where, before copying anything", async () => {
     const c = await open({ files: 6, mb: 1 });
     const withFifo = project();

@@ -19,7 +19,7 @@ import { DockerBackend } from "../../src/sandbox/docker.js";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
 import type { Confinement } from "../../src/sandbox/types.js";
 import { parseGrant } from "../../src/security/grants.js";
-import { hideSecrets } from "../../src/tools/exec.js";
+import { hideSecrets } from "../../src/tools/hide-secrets.js";
 import { makeSandboxFixture, type SandboxFixture } from "../sandbox/fixture.js";
 import { bridgeGateway } from "../support/docker.js";
 import { type DockerUpstream, startDockerUpstream, UPSTREAM_NETS } from "./docker-upstream.js";
@@ -163,8 +163,10 @@ describe("a goal's egress network", () => {
 
   it("gives an agent without a network grant no port, no proxy variables and no TCP connect", async () => {
     const c = plumbing.access(GOAL, "agent-c", []);
-    expect(c).toEqual({ connect: [], env: {}, secrets: [] });
+    expect(c).toMatchObject({ connect: [], env: {}, secrets: [] });
     const a = plumbing.access(GOAL, "agent-a", net);
+    // It still blanks the goal's credentials in what it reads (a file agent-a wrote them to).
+    expect(c?.secretsIn?.("")).toContain(a?.secrets[0]);
     const relay = new URL(a?.env.HTTP_PROXY as string).hostname;
     const r = await sb.exec({ argv: talk(relay, a?.connect[0] as number), confinement: agent("c") });
     // The sandbox itself fills in "no ports" for a confined exec on an egress network.

@@ -13,6 +13,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -79,6 +80,14 @@ describe("outputs.diff", () => {
     expect(diff).toContain("+top");
     expect(diff).not.toContain("my uncommitted work");
     expect(diff).not.toContain("TOKEN=mine");
+  });
+
+  it("diffs a project reached through a link (git names its real top-level)", () => {
+    const link = join(mkdtempSync(join(tmpdir(), "aido-diff-link-")), "project");
+    symlinkSync(dir, link);
+    onTestFinished(() => rmSync(dirname(link), { recursive: true, force: true }));
+    write("out/a.txt", "new\n");
+    expect(diffOfPaths(link, ["out/a.txt"])).toContain("-old\n+new");
   });
 
   it("keeps a diff past a mebibyte", () => {

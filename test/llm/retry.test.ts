@@ -2,7 +2,7 @@
 // error tells the user to fix. Real SDKs, real HTTP, scripted failures.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { AidoError } from "../../src/errors.js";
+import { AidoError, ErrorCode } from "../../src/errors.js";
 import { retryAfterMs } from "../../src/llm/failure.js";
 import { createClient } from "../../src/llm/providers.js";
 import { backoffDelay } from "../../src/llm/retry.js";
@@ -98,6 +98,44 @@ describe.each(["anthropic/claude-test", "openai/gpt-test"])("%s", (ref) => {
     const r = await createClient(home.config, ref, FAST).complete(ask("cut", { stream: true }));
     expect(r.content).toEqual([{ type: "text", text: "whole" }]);
     expect(server.requests).toHaveLength(2);
+  });
+
+  it("tells `resending` before each retry of an attempt the provider may have billed, and only then", async () => {
+    server.script("billed", [
+      turn.text("cut", { dropMidBody: { afterEvents: 1 } }),
+      turn.hang(),
+      turn.error(500),
+      turn.text("whole"),
+    ]);
+    const config = withInference(home.config, { requestTimeoutMs: 300, maxRetries: 3 });
+    const told: string[] = [];
+    const r = await createClient(config, ref, FAST).complete(
+      ask("billed", {
+        stream: true,
+        resending: (billed) => told.push(`${billed}@${server.requests.length}`),
+      }),
+    );
+    expect(r.content).toEqual([{ type: "text", text: "whole" }]);
+    expect(server.requests).toHaveLength(4);
+    // The cut and the timeout were paid before their retries left; the 500 was a refusal.
+    expect(told).toEqual(["connection@1", "timeout@2"]);
+  });
+
+  it("sends nothing more when `resending` refuses the retry", async () => {
+    server.script("refused", [turn.text("cut", { dropMidBody: { afterEvents: 1 } }), turn.text("whole")]);
+    const refusal = new AidoError(ErrorCode.budgetExceeded, "no room for the retry", {});
+    const err = await failureOf(
+      createClient(home.config, ref, FAST).complete(
+        ask("refused", {
+          stream: true,
+          resending: () => {
+            throw refusal;
+          },
+        }),
+      ),
+    );
+    expect(err).toBe(refusal);
+    expect(server.requests).toHaveLength(1);
   });
 
   it("fails with the timeout named when every attempt hangs", async () => {

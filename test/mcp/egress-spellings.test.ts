@@ -1,6 +1,6 @@
 // The spellings of a call's proxy credentials a command prints by itself, through the path a
 // model takes: an exec an MCP call runs in the session's real container on its egress
-// network, whose output reaches the model scrubbed (tools/exec.ts hideSecrets, the spellings
+// network, whose output reaches the model scrubbed (tools/hide-secrets.ts hideSecrets, the spellings
 // of egress/secret-spellings.ts). The credentials are `<key>.<secret>`; the password was
 // blanked as given and in the Basic value curl -v prints, not percent-encoded (`%2E` for the
 // dot), base64 on one line on its own or inside an encoded environment, or hex.

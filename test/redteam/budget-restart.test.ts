@@ -3,8 +3,9 @@
 // its bound (budget.charged_aborted: the provider had the request), but the intent was
 // told only by the call itself (the goal's onUsage), which died with the process: the
 // intent read 0 spent while its goal's account had been charged, and the next goal under
-// it started with the whole budget again. The ledger now charges the goal's carried intent
-// in the transaction of every charge, whoever makes it. agentd as a real process, kill -9.
+// it started with the whole budget again, and the goal's own usage read 0. The ledger now
+// charges the goal's row (its usage) and its carried intent in the transaction of every
+// charge, whoever makes it. agentd as a real process, kill -9.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -67,6 +68,10 @@ describe("a daemon killed with a call at the provider", () => {
       expect(charged).toBeGreaterThan(0);
       const { intent } = await c2.call("intent.status", { workspace: project });
       expect(intent?.tokens_spent).toBe(charged);
+      // The goal's own usage counts the recovery's charge too (it read 0 used): the ledger
+      // adds every charge to the goal's row in the charge's transaction.
+      const { usage } = await c2.call("goal.status", { goal_id });
+      expect(usage.input_tokens + usage.output_tokens).toBe(charged);
     } finally {
       c2.close();
     }

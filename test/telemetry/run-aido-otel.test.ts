@@ -12,8 +12,14 @@ const SCRIPT = join(import.meta.dirname, "..", "..", "run-aido.sh");
 function otelArgs(env: Record<string, string>): { args: string[]; stderr: string } {
   const r = spawnSync(
     "bash",
-    ["-c", `source "$1"; args=(); otel_args; printf '%s\\n' "\${args[@]}"`, "bash", SCRIPT],
-    { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, encoding: "utf8" },
+    // --norc and no stdin socket: Debian's bash reads ~/.bashrc when its stdin is a
+    // socket, and what the machine's own rc file prints is not the script's.
+    ["--norc", "-c", `source "$1"; args=(); otel_args; printf '%s\\n' "\${args[@]}"`, "bash", SCRIPT],
+    {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    },
   );
   expect(r.status).toBe(0);
   return { args: r.stdout.split("\n").filter(Boolean), stderr: r.stderr };

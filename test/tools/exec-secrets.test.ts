@@ -1,7 +1,7 @@
 // A proxy password cut by the executor's head/tail capture must not reach the model in pieces.
 import { describe, expect, it } from "vitest";
 import { Capture } from "../../src/sandbox/executor/exec.js";
-import { hideSecrets } from "../../src/tools/exec.js";
+import { hideSecrets } from "../../src/tools/hide-secrets.js";
 
 const AGENT = "Qm9vbXRvd25Tb21lUGFzc3dvcmQxMjM0NTY3";
 const SECRET = "c2VjcmV0LW9mLXRoZS1jYWxsLTEyMzQ1Njc4";

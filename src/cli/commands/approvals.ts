@@ -60,7 +60,7 @@ function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
   return [
     `${f(a.id)}  ${f(a.tool)}  agent=${f(a.agent_id)} (identity ${f(a.identity)})${a.goal_id ? ` goal=${f(a.goal_id)}` : ""}${a.request_id ? ` request=${f(a.request_id)}` : ""}  (${left})`,
     `    ${f(a.summary)}`,
-    `    submitted by: ${submittedByText(a.submitted_by)}`,
+    `    submitted by: ${submittedByText(a.submitted_by, a.goal_id)}`,
     ...wholeCall(a),
     `    Allow Once:    ${f(covers.allow_once)}`,
     `    Allow Session: ${f(covers.allow_session)}`,
@@ -69,13 +69,16 @@ function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
 }
 
 /**
- * Whose goal asks: the user's own, or one an MCP session's model submitted (approval.list
- * `submitted_by`); a session's goal may bear the name of the user's own.
+ * Whose call asks: the user's own goal's, one an MCP session's model submitted (approval.list
+ * `submitted_by`; a session's goal may bear the name of the user's own), or the session's own
+ * call (its client's direct call, run under the session's pseudo-goal, not a g_ goal).
  */
-function submittedByText(by: ApprovalRecord["submitted_by"] | undefined): string {
+function submittedByText(by: ApprovalRecord["submitted_by"] | undefined, goalId: unknown): string {
   if (by === null || by === undefined) return "you (not an MCP session)";
   const id = typeof by.session_id === "string" ? inert(by.session_id) : "(missing)";
-  return `MCP session ${id} (its client's model wrote the goal and named its manifest)`;
+  if (typeof goalId === "string" && goalId.startsWith("g_"))
+    return `MCP session ${id} (its client's model wrote the goal and named its manifest)`;
+  return `MCP session ${id}: its own call (its client's model made it, not you)`;
 }
 
 /** Why a grant is not honoured, in words, by status. */

@@ -59,6 +59,18 @@ function Lineage({ a }: { a: Approval }) {
   );
 }
 
+/**
+ * Whose call asks: the user's own goal's, a goal an MCP session's model submitted (a g_ goal),
+ * or the session's own call (its client's direct call, under the session's pseudo-goal).
+ */
+function submittedByText(a: Approval): string {
+  if (!a.submitted_by) return "you (not an MCP session)";
+  const id = visible(a.submitted_by.session_id);
+  return a.goal_id?.startsWith("g_")
+    ? `MCP session ${id} (its client's model wrote the goal)`
+    : `MCP session ${id}: its own call (its client's model made it, not you)`;
+}
+
 function Request({ a, onDecided }: { a: Approval; onDecided(): void }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(undefined);
@@ -106,9 +118,7 @@ function Request({ a, onDecided }: { a: Approval; onDecided(): void }) {
         </dd>
         <dt>Submitted by</dt>
         <dd class="text" data-testid="submitted-by">
-          {a.submitted_by
-            ? `MCP session ${visible(a.submitted_by.session_id)} (its client's model wrote the goal)`
-            : "you (not an MCP session)"}
+          {submittedByText(a)}
         </dd>
         <dt>Goal</dt>
         <dd>
