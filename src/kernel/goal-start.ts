@@ -57,6 +57,11 @@ export async function startGoal(
 ): Promise<{ agent: AgentRecord; message: string }> {
   const id = row.id;
   const manifest = JSON.parse(row.manifest as string) as LoadedManifest;
+  const by = parseSubmittedBy(row.submitted_by);
+  // A session's goal: its root opens inside the share its session's account holds for it.
+  // Checked first: a goal whose session ended (a queued one after a restart) fails before
+  // its inputs are copied or an intent is carried.
+  const hold = sessionHoldAtStart(deps.budget, id, by?.session_id);
   const folders = goalFolders(deps.config.goalsDir, id);
   makeGoalFolders(folders);
   await copyInputs(storedInputs(row.inputs), folders.inputs, inputRules(deps.config));
@@ -70,8 +75,6 @@ export async function startGoal(
   }
   const intent = carryIntent(deps.intents, row.intent_id, g, running);
   if (intent) rows.setCarriedIntent(id, intent.id);
-  // A session's goal: its root opens inside the share its session's account holds for it.
-  const hold = sessionHoldAtStart(deps.budget, id);
   if (hold !== undefined && hold.share < g.cap) {
     g.cap = hold.share;
     g.capBy = "its share of the MCP session's budget";
@@ -86,7 +89,6 @@ export async function startGoal(
     { goalId: id },
   );
   deps.events.emit("goal.started", id, { agentId: agent.id });
-  const by = parseSubmittedBy(row.submitted_by);
   const owner = memoryIdentity(manifest.name, by);
   const parts = await firstMessage(deps.memory, id, row.text, manifest, owner, readdirSync(folders.inputs));
   const message = intent ? `${parts}\n\n${standingObjective(intent)}` : parts;

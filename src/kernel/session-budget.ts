@@ -122,22 +122,24 @@ export function withSessionShare<T>(
 
 /**
  * At the goal's start: the hold its root account opens under, or undefined when no session
- * submitted it. A hold already closed means the session ended before the goal started.
+ * submitted it. A hold already closed means the session (`sessionId`, from the goal's
+ * submitted_by) ended before the goal started: a queued goal after a restart, whose
+ * session's agent the restart stopped (its account closed, and the hold with it).
  */
 export function sessionHoldAtStart(
   budget: BudgetLedger,
   goalId: string,
+  sessionId: string | undefined,
 ): { account: string; share: number } | undefined {
   const hold = budget.find(holdAccountOf(goalId));
   if (hold === undefined) return undefined;
-  if (hold.closed)
-    throw new AidoError(
-      ErrorCode.cancelled,
-      "the MCP session that submitted the goal ended before it started",
-      {
-        account: hold.id,
-      },
-    );
+  if (hold.closed) {
+    const session = sessionId === undefined ? "the MCP session" : `the MCP session ${sessionId}`;
+    throw new AidoError(ErrorCode.cancelled, `${session} that submitted it ended before it started`, {
+      account: hold.id,
+      ...(sessionId !== undefined ? { session_id: sessionId } : {}),
+    });
+  }
   return { account: hold.id, share: hold.limit_tokens };
 }
 
