@@ -97,6 +97,45 @@ describe("an MCP session's budget", () => {
     );
   }, 120_000);
 
+  it("ends the goal it left waiting for an approval, the question closed and the share back", async () => {
+    const { h, c } = await daemon();
+    const writer = server.script('manifest "writer"', [
+      turn.toolUse("file_write", { path: "/workspace/out.md", content: "x" }),
+      turn.text("wrote"),
+    ]);
+    const sessionId = await openSession(c);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "write a file",
+      manifest: manifest("writer", {
+        capabilities: ["tool: file_write", "file_write: /workspace/**"],
+        approval_required: ["file_write"],
+        budget: { max_tokens: 40_000 },
+      }),
+      session_id: sessionId,
+    });
+    const pending = await until(async () => {
+      const { approvals } = await c.call("approval.list", {});
+      return approvals.find((a) => a.goal_id === goal_id && a.status === "pending");
+    }, 60_000);
+    await c.call("session.close", { session_id: sessionId });
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
+    expect(end.state, end.error).toBe("failed");
+    expect(end.error).toContain(`the MCP session ${sessionId} that submitted it ended`);
+    // The question is closed: a late "allow" writes nothing and the goal asks no more.
+    const { approvals } = await c.call("approval.list", { status: "all" });
+    expect(approvals.find((a) => a.id === pending.id)?.status).not.toBe("pending");
+    expect(writer.requests).toHaveLength(1);
+    const db = new Database(h.config.dbPath, { readonly: true });
+    try {
+      const open = db
+        .prepare("SELECT id FROM budget_accounts WHERE id IN (?, ?) AND closed = 0")
+        .all(`hold:${goal_id}`, `goal:${goal_id}`);
+      expect(open).toEqual([]);
+    } finally {
+      db.close();
+    }
+  }, 180_000);
+
   it("does not let a goal it left queued start after the daemon was killed", async () => {
     const { h, c, d: daemonOne } = await daemon();
     const blocker = server.script('manifest "blocker"', [turn.hang()]);
