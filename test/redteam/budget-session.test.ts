@@ -97,6 +97,49 @@ describe("an MCP session's budget", () => {
     );
   }, 120_000);
 
+  it("keeps a goal's children inside the goal's share: a child asking more is refused", async () => {
+    const { h, c } = await daemon();
+    const spawner = server.script('manifest "spawner"', [
+      turn.toolUse("spawn_agent", {
+        manifest: { name: "researcher", system_prompt: "kid here", budget: { max_tokens: 60_000 } },
+        message: "spend it",
+      }),
+      turn.text("refused, as it should be"),
+    ]);
+    server.script("kid here", [turn.text("spent")]);
+    const sessionId = await openSession(c);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "spawn a big child",
+      manifest: manifest("spawner", {
+        capabilities: ["tool: spawn_agent", "spawn_child: [researcher]"],
+      }),
+      session_id: sessionId,
+    });
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 60_000 });
+    expect(end.state, end.error).toBe("succeeded");
+    // It asked no budget: its share is half of what the session had (50000), and the child of
+    // 60000 does not fit in it (before, the goal had limits.goal_max_tokens of its own).
+    expect(spawner.requests).toHaveLength(2);
+    expect(JSON.stringify(spawner.requests[1])).toContain("budget_exceeded");
+    expect(server.requestsMatching("kid here")).toHaveLength(0);
+    // What the goal spent is the session's: charged through the share to the session's account.
+    const db = new Database(h.config.dbPath, { readonly: true });
+    try {
+      const hold = db
+        .prepare("SELECT parent_id, total_spent, closed FROM budget_accounts WHERE id = ?")
+        .get(`hold:${goal_id}`) as { parent_id: string; total_spent: number; closed: number };
+      const used = end.usage.input_tokens + end.usage.output_tokens;
+      expect(used).toBeGreaterThan(0);
+      expect(hold).toMatchObject({ total_spent: used, closed: 1 });
+      const session = db
+        .prepare("SELECT total_spent FROM budget_accounts WHERE id = ?")
+        .get(hold.parent_id) as { total_spent: number };
+      expect(session.total_spent).toBe(used);
+    } finally {
+      db.close();
+    }
+  }, 180_000);
+
   it("ends the goal it left waiting for an approval, the question closed and the share back", async () => {
     const { h, c } = await daemon();
     const writer = server.script('manifest "writer"', [
