@@ -194,7 +194,8 @@ export class ClusterGoalRunner {
           ...(inputs.length > 0 ? { inputs } : {}),
           ...submittedByOfJob(data),
         },
-        { goalId },
+        // A session's job was charged its share where it was submitted (goal-submit.ts).
+        { goalId, shareCharged: true },
       );
     } catch (e) {
       if (await this.marks.took(goalId)) return this.dropCancelled(goalId);

@@ -62,8 +62,11 @@ declare module "../security/audit-events.js" {
   interface AuditPayloads {
     /** This daemon joined a cluster (cluster/node.ts): its node id and the key that signs its log. */
     "cluster.joined": { node_id: string; key_id: string; redis: string };
-    /** goal.submit on this node put the goal in the cluster's queue (any node may run it). */
-    "goal.enqueued": { goal: string; inputs?: string[] };
+    /**
+     * goal.submit on this node put the goal in the cluster's queue (any node may run it).
+     * `session_share`: what it was charged of its MCP session's budget (kernel/session-budget.ts).
+     */
+    "goal.enqueued": { goal: string; inputs?: string[]; session_share?: number };
     /** A goal this node took but had not started when it began to shut down: queued again for any node. */
     "cluster.goal_released": { reason: string };
     /** A goal this node had claimed but not started (or whose end by its shutdown was not given back yet) was cancelled. */

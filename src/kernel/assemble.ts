@@ -61,6 +61,7 @@ import { Plans } from "./plans.js";
 import { AgentRegistry } from "./registry.js";
 import type { RuntimeOptions, RuntimeParts } from "./runtime-parts.js";
 import { SandboxSweeper } from "./sandbox-sweeper.js";
+import { failSessionGoals } from "./session-budget.js";
 import { Sessions } from "./sessions.js";
 import { Shadows } from "./shadow.js";
 import { newAgentId, Spawner } from "./spawn.js";
@@ -333,6 +334,7 @@ export async function assembleRuntime(
     intents,
     memory,
     retireSandbox: (goalId) => sandboxes.retire(goalId),
+    sessionAccount: (sessionId) => sessions.accountOf(sessionId),
     ...(opts.beforeFirstModelCall ? { beforeFirstModelCall: opts.beforeFirstModelCall } : {}),
   });
   const shadows = new Shadows({
@@ -368,6 +370,7 @@ export async function assembleRuntime(
     events,
     newGoalId: () => `${STANDALONE_PREFIX}${newAgentId().slice(2)}`,
     retire: (goalId) => sandboxes.retire(goalId),
+    ended: (s, reason) => failSessionGoals(budget, goals, s, reason),
     log,
   });
   /**

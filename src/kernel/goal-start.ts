@@ -1,9 +1,10 @@
 // kernel/goal-start.ts — a queued goal made ready to run: its folders, the user's input
 // files copied into inputs/, its token cap (limits.goal_max_tokens, lowered by the bootstrap
-// manifest's budget unless that is per reset period, and by a carried intent's budget
-// left), its root budget account, the bootstrap agent, and that agent's first message (the
-// goal text, the input files, recalled memories, the standing objective). The queue and
-// how a goal ends are goals.ts's.
+// manifest's budget unless that is per reset period, by a carried intent's budget left, and
+// by its share of the MCP session's budget that submitted it: session-budget.ts), its root
+// budget account (inside that share's hold for a session's goal), the bootstrap agent, and
+// that agent's first message (the goal text, the input files, recalled memories, the
+// standing objective). The queue and how a goal ends are goals.ts's.
 
 import { readdirSync } from "node:fs";
 import { basename } from "node:path";
@@ -22,6 +23,7 @@ import type { EventBus } from "./events.js";
 import { carryIntent, type IntentHolder, standingObjective } from "./goal-intent.js";
 import type { GoalRow, GoalStore } from "./goal-store.js";
 import type { AgentRecord } from "./registry.js";
+import { sessionHoldAtStart } from "./session-budget.js";
 import type { Spawner } from "./spawn.js";
 
 /** What starting a goal uses (a subset of GoalRunnerDeps). */
@@ -55,6 +57,11 @@ export async function startGoal(
 ): Promise<{ agent: AgentRecord; message: string }> {
   const id = row.id;
   const manifest = JSON.parse(row.manifest as string) as LoadedManifest;
+  const by = parseSubmittedBy(row.submitted_by);
+  // A session's goal: its root opens inside the share its session's account holds for it.
+  // Checked first: a goal whose session ended (a queued one after a restart) fails before
+  // its inputs are copied or an intent is carried.
+  const hold = sessionHoldAtStart(deps.budget, id, by?.session_id);
   const folders = goalFolders(deps.config.goalsDir, id);
   makeGoalFolders(folders);
   await copyInputs(storedInputs(row.inputs), folders.inputs, inputRules(deps.config));
@@ -68,7 +75,12 @@ export async function startGoal(
   }
   const intent = carryIntent(deps.intents, row.intent_id, g, running);
   if (intent) rows.setCarriedIntent(id, intent.id);
-  deps.budget.open(rootAccountOf(id), { goalId: id, limit: g.cap });
+  if (hold !== undefined && hold.share < g.cap) {
+    g.cap = hold.share;
+    g.capBy = "its share of the MCP session's budget";
+  }
+  const under = hold === undefined ? {} : { parentId: hold.account, underOtherGoal: true as const };
+  deps.budget.open(rootAccountOf(id), { goalId: id, limit: g.cap, ...under });
   const agent = deps.spawner.spawn({ goalId: id, manifest, parent: null, account: rootAccountOf(id) });
   rows.setAgent(id, agent.id);
   deps.audit.record(
@@ -77,7 +89,6 @@ export async function startGoal(
     { goalId: id },
   );
   deps.events.emit("goal.started", id, { agentId: agent.id });
-  const by = parseSubmittedBy(row.submitted_by);
   const owner = memoryIdentity(manifest.name, by);
   const parts = await firstMessage(deps.memory, id, row.text, manifest, owner, readdirSync(folders.inputs));
   const message = intent ? `${parts}\n\n${standingObjective(intent)}` : parts;

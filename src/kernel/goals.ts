@@ -19,7 +19,8 @@
 // agents' Allow Always answers cover the goals submitted from it later, and not an MCP
 // session that mounts it (the goal's /workspace is its own folder, not that one). A goal an
 // MCP session submitted records it (`submitted_by`), and its project is bound to it: no
-// answer crosses between the user's goals and a session's of the same name.
+// answer crosses between the user's goals and a session's of the same name, and its budget
+// is a share carved from the session's (session-budget.ts).
 
 import { randomBytes } from "node:crypto";
 import type { LoopResult } from "../agent/loop.js";
@@ -39,6 +40,12 @@ import { type IntentHolder, intentAtSubmit } from "./goal-intent.js";
 import { rootAccountOf, startGoal, storedInputs } from "./goal-start.js";
 import { type GoalEnd, type GoalState, type GoalStatus, GoalStore, TERMINAL } from "./goal-store.js";
 import type { AgentRegistry } from "./registry.js";
+import {
+  holdAccountOf,
+  releaseSessionShare,
+  type SessionAccount,
+  withSessionShare,
+} from "./session-budget.js";
 import type { Spawner } from "./spawn.js";
 
 export const RESTART_REASON = "daemon restarted while the goal was running";
@@ -65,6 +72,8 @@ export interface GoalRunnerDeps {
    * folders lose every setuid/setgid bit (GoalSandboxes.retire). Never throws.
    */
   retireSandbox(goalId: string): Promise<void>;
+  /** The open MCP session's account (not_found once it ended): its goals' shares are carved from it. */
+  sessionAccount?(sessionId: string): SessionAccount;
 }
 
 /**
@@ -126,9 +135,10 @@ export class GoalRunner {
 
   /**
    * Validate and queue a goal; it starts when a slot is free. `goalId`: the id the goal
-   * already has (cluster mode: fixed by the node that took the submission).
+   * already has (cluster mode: fixed by the node that took the submission). `shareCharged`:
+   * its session's budget was charged already (cluster mode, at submit: session-budget.ts).
    */
-  submit(s: GoalSubmission, opts: { goalId?: string } = {}): { goal_id: string } {
+  submit(s: GoalSubmission, opts: { goalId?: string; shareCharged?: boolean } = {}): { goal_id: string } {
     if (this.closed) throw new AidoError(ErrorCode.usage, "the runtime is closing; goal not accepted", {});
     // Checked now: a bad manifest or grants beyond the ceiling fail the submit, not the goal.
     const { manifest, inputs } = admitGoal(this.deps, s);
@@ -141,27 +151,34 @@ export class GoalRunner {
     const folder = s.workspace;
     const project = folder !== undefined ? submittedProject(folder, by) : by && goalOnlyProject(id, by);
     const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
-    this.store.insert({
-      id,
-      text: s.goal,
-      manifest: JSON.stringify(manifest),
-      inputs: JSON.stringify(inputs),
-      outputDir,
-      intentId,
-      project,
-      submittedBy: by,
-    });
-    this.deps.audit.record(
-      "goal.submitted",
-      {
-        goal: s.goal.slice(0, 2000),
-        manifest: manifest.name,
-        inputs: inputs.map((i) => i.path),
-        ...(intentId !== undefined ? { intent_id: intentId } : {}),
-        ...(by !== undefined ? { submitted_by: { ...by } } : {}),
-      },
-      { goalId: id },
-    );
+    // A session's goal spends the session's budget: its share is carved now (session-budget.ts).
+    const queue = (share?: number) => {
+      this.store.insert({
+        id,
+        text: s.goal,
+        manifest: JSON.stringify(manifest),
+        inputs: JSON.stringify(inputs),
+        outputDir,
+        intentId,
+        project,
+        submittedBy: by,
+      });
+      this.deps.audit.record(
+        "goal.submitted",
+        {
+          goal: s.goal.slice(0, 2000),
+          manifest: manifest.name,
+          inputs: inputs.map((i) => i.path),
+          ...(intentId !== undefined ? { intent_id: intentId } : {}),
+          ...(by !== undefined ? { submitted_by: { ...by } } : {}),
+          ...(share !== undefined ? { session_share: share } : {}),
+        },
+        { goalId: id },
+      );
+    };
+    const session = by && !opts.shareCharged ? this.deps.sessionAccount?.(by.session_id) : undefined;
+    const shares = { ...this.deps, goalMaxTokens: this.deps.config.limits.goalMaxTokens };
+    withSessionShare(shares, session, id, manifest.budget?.max_tokens, queue);
     this.deps.events.emit("goal.queued", id, { goal: s.goal.slice(0, 2000) });
     this.pump();
     return { goal_id: id };
@@ -256,7 +273,7 @@ export class GoalRunner {
 
   /** Told by the agent env when a reservation was refused; the root account means the goal cap. */
   budgetRefused(goalId: string, account: string | undefined, message: string): void {
-    if (account !== rootAccountOf(goalId)) return;
+    if (account !== rootAccountOf(goalId) && account !== holdAccountOf(goalId)) return;
     const g = this.live.get(goalId);
     if (!g || g.failure) return;
     g.failure = `goal token cap reached (${g.capBy} ${g.cap}): ${message}`;
@@ -420,9 +437,13 @@ export class GoalRunner {
     }
   }
 
-  /** Record the goal's end; its usage is its row's, every charge of its accounts (closed by now). */
+  /**
+   * Record the goal's end; its usage is its row's, every charge of its accounts (closed by
+   * now). A session's goal gives its unspent share back (session-budget.ts).
+   */
   private finish(id: string, state: GoalEnd, o: { result?: string; error?: string }): void {
     this.store.markFinished(id, state, o);
+    releaseSessionShare(this.deps.budget, id);
     const { usage } = this.store.status(id);
     this.deps.audit.record(
       "goal.finished",

@@ -11,9 +11,11 @@
 // socket connection that opened it closing, the runtime closing): its agent stops, and
 // on that agent's agent.stopped event the container is removed, setuid/setgid bits are
 // cleared in the host folder too, the bind is dropped and session.closed is audited. The
-// host folder stays as the session left it. The agent never calls a model (the MCP
-// client's model acts through it), so a session needs no provider key. Sessions live in memory: after a restart the
-// registry stops their (on-demand) agents and the sweeper removes their containers.
+// host folder stays as the session left it, and the goals it submitted that have not ended
+// fail (their shares of its budget closed with its account: session-budget.ts). The agent
+// never calls a model (the MCP client's model acts through it), so a session needs no
+// provider key. Sessions live in memory: after a restart the registry stops their
+// (on-demand) agents and the sweeper removes their containers.
 
 import { randomBytes } from "node:crypto";
 import { offeredTools } from "../agent/prompt.js";
@@ -39,6 +41,7 @@ import type { PolicyEngine } from "../security/policy.js";
 import type { EventBus } from "./events.js";
 import { type SessionReach, sessionReach } from "./goal-reach.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
+import type { SessionAccount } from "./session-budget.js";
 import type { Spawner } from "./spawn.js";
 
 export interface SessionRequest {
@@ -69,6 +72,8 @@ interface Session {
   goalId: string;
   /** How far outside its container it reaches: the ceiling of the goals it submits (goal-reach.ts). */
   reach: SessionReach;
+  /** Its agent's budget account: the goals it submits spend from it (session-budget.ts). */
+  account: string;
 }
 
 export interface SessionsDeps {
@@ -86,6 +91,8 @@ export interface SessionsDeps {
   newGoalId(): string;
   /** Remove the pseudo-goal's container and clear setid bits (GoalSandboxes.retire). */
   retire(goalId: string): Promise<void>;
+  /** The session ended (its account closed already): the goals it submitted that have not ended fail. */
+  ended?(session: SessionAccount, reason: string): void;
   log(message: string): void;
 }
 
@@ -168,7 +175,7 @@ export class Sessions {
       approval_required: [...req.manifest.approval_required],
     };
     const reach = sessionReach(info.session_id, grants.map(parseGrant), rec.manifest.mcp_servers ?? []);
-    const session: Session = { info, goalId, reach };
+    const session: Session = { info, goalId, reach, account: rec.budgetAccount };
     this.byId.set(info.session_id, session);
     this.byAgent.set(agentId, session);
     const client = req.client?.slice(0, MAX_CLIENT_CHARS);
@@ -210,6 +217,11 @@ export class Sessions {
   /** How far the open session reaches outside its container: not_found once it ended. */
   reachOf(sessionId: string): SessionReach {
     return this.requireOpen(sessionId).reach;
+  }
+
+  /** The open session's budget account, which its goals' shares are carved from: not_found once it ended. */
+  accountOf(sessionId: string): SessionAccount {
+    return { session_id: sessionId, account: this.requireOpen(sessionId).account };
   }
 
   private requireOpen(sessionId: string): Session {
@@ -283,6 +295,11 @@ export class Sessions {
     const s = session.info;
     this.byId.delete(s.session_id);
     this.byAgent.delete(s.agent_id);
+    try {
+      this.deps.ended?.({ session_id: s.session_id, account: session.account }, reason);
+    } catch (e) {
+      this.deps.log(`failing the goals of session ${s.session_id} failed: ${errorMessage(e)}`);
+    }
     const p = (async () => {
       try {
         await this.deps.retire(session.goalId);

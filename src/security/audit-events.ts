@@ -32,9 +32,14 @@ export interface AuditPayloads {
     inputs?: string[];
     intent_id?: string;
     submitted_by?: { kind: string; session_id: string };
+    /** The tokens carved for it from its MCP session's budget (kernel/session-budget.ts). */
+    session_share?: number;
   };
-  /** goal.submit refused before the goal existed (an input outside the rules); names the field. */
-  "goal.refused": { field: string; reason: string; intent_id?: string };
+  /**
+   * goal.submit refused before the goal existed (an input outside the rules); names the field.
+   * `session_id`: the MCP session whose budget could not cover it (field `budget`).
+   */
+  "goal.refused": { field: string; reason: string; intent_id?: string; session_id?: string };
   /** `intent_id`: the persistent intent the goal carries; `token_cap`: its root account's limit. */
   "goal.started": { agent_id?: string; intent_id?: string; token_cap?: number };
   "goal.finished": {

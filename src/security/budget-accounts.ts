@@ -3,7 +3,9 @@
 // transaction here; the ledger applies these rules inside its own.
 //
 // Accounts form a tree per goal; the root is the goal's account and its limit the goal
-// cap. What any account reserves or spends is charged at that moment to the account AND
+// cap. A goal an MCP session submitted roots under the hold its session's account keeps
+// for it (OpenAccount.underOtherGoal, kernel/session-budget.ts): the session's account is
+// then an ancestor like any other, and what the goal spends is charged to it too. What any account reserves or spends is charged at that moment to the account AND
 // every ancestor up to the root: an ancestor's `spent` and `reserved` are its whole
 // subtree's, so no account's numbers ever hide what was spent below it, and a refusal at
 // any level stops the spend.
@@ -92,6 +94,13 @@ export interface OpenAccount {
   limit: number;
   /** Omit for the goal's root account (the goal-level cap). */
   parentId?: string;
+  /**
+   * The goal's root account carved from an account of another goal: a goal an MCP session
+   * submitted opens its root under the hold its session's account keeps for it
+   * (kernel/session-budget.ts), so whatever the goal spends is the session's too. Without
+   * it a parent of another goal is refused.
+   */
+  underOtherGoal?: true;
   /** The account's own spent resets to 0 at the first reserve after each period. */
   periodSeconds?: number;
 }

@@ -130,7 +130,8 @@ export class BudgetLedger {
       if (o.parentId !== undefined) {
         const chain = this.chain(o.parentId);
         const parent = chain[0]!;
-        if (parent.goal_id !== o.goalId) {
+        if (o.underOtherGoal) this.requireNoRoot(id, o.goalId);
+        else if (parent.goal_id !== o.goalId) {
           throw new AidoError(
             ErrorCode.invalidInput,
             `budget account ${id} is for goal ${o.goalId} but its parent ${parent.id} is for goal ${parent.goal_id}`,
@@ -149,22 +150,39 @@ export class BudgetLedger {
           o.limit,
           parent.id,
         );
-      } else if (
-        prepared(
-          this.db,
-          "SELECT 1 FROM budget_accounts WHERE goal_id = ? AND parent_id IS NULL AND closed = 0",
-        ).get(o.goalId)
-      ) {
-        throw new AidoError(ErrorCode.invalidInput, `goal ${o.goalId} already has a root budget account`, {
-          goal: o.goalId,
-        });
-      }
+      } else this.requireNoRoot(id, o.goalId);
       prepared(
         this.db,
         "INSERT INTO budget_accounts (id, parent_id, goal_id, limit_tokens, period_seconds, period_start) VALUES (?, ?, ?, ?, ?, ?)",
       ).run(id, o.parentId ?? null, o.goalId, o.limit, o.periodSeconds ?? null, this.now());
       return this.get(id);
     });
+  }
+
+  /**
+   * The open accounts directly under `accountId` (closed ones too with `includeClosed`):
+   * what an MCP session's account holds for the goals it submitted (kernel/session-budget.ts).
+   */
+  childrenOf(accountId: string, includeClosed = false): BudgetAccount[] {
+    return prepared(
+      this.db,
+      `SELECT * FROM budget_accounts WHERE parent_id = ?${includeClosed ? "" : " AND closed = 0"} ORDER BY rowid`,
+    ).all(accountId) as BudgetAccount[];
+  }
+
+  /** A goal has one open root account: one without a parent, or one under another goal's. */
+  private requireNoRoot(id: string, goalId: string): void {
+    const root = prepared(
+      this.db,
+      `SELECT a.id FROM budget_accounts a LEFT JOIN budget_accounts p ON p.id = a.parent_id
+       WHERE a.goal_id = ? AND a.closed = 0 AND (a.parent_id IS NULL OR p.goal_id <> a.goal_id)`,
+    ).get(goalId);
+    if (root) {
+      throw new AidoError(ErrorCode.invalidInput, `goal ${goalId} already has a root budget account`, {
+        goal: goalId,
+        account: id,
+      });
+    }
   }
 
   /** Hold `estimate` tokens on the account and every ancestor; budget_exceeded when any level lacks room. */
@@ -450,6 +468,14 @@ export class BudgetLedger {
         { ...details, goal: a.goal_id },
       );
     });
+  }
+
+  /**
+   * Run `fn` (reads and opens of this ledger) in one write transaction, so what it reads
+   * is what it takes (kernel/session-budget.ts: a session's share carved from what is left).
+   */
+  atomically<T>(fn: () => T): T {
+    return this.tx(fn) as T;
   }
 
   /** The account, or undefined when there is none. */

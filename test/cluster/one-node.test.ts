@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AidoRpcError } from "../../src/client/client.js";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import type { GoalJob } from "../../src/cluster/goal-runner.js";
 import { GOAL_QUEUE } from "../../src/cluster/redis-keys.js";
@@ -95,6 +96,34 @@ describe("a goal an MCP session submitted", () => {
     const ended = await c.call("goal.wait", { goal_id, timeout_ms: 15_000 });
     expect(ended.state).toBe("succeeded");
     expect(ended.submitted_by).toEqual(by);
+    await c.call("session.close", { session_id });
+  }, 60_000);
+
+  it("is charged its share of the session's budget in full, the share capping the goal's budget", async () => {
+    server.script(forGoal("charged-goal"), [turn.text("done charged-goal")]);
+    const c = await node.client();
+    const { session_id } = await c.call("session.open", {
+      client: "cluster test",
+      manifest: { name: "small-session", system_prompt: "An MCP session.", budget: { max_tokens: 100_000 } },
+    });
+    const submit = (m: string) =>
+      c.call("goal.submit", { goal: "write charged-goal", manifest: m, session_id });
+    // No budget asked: half of what the session has left (50000), which caps the goal.
+    const { goal_id } = await submit(manifest());
+    expect((await c.call("goal.wait", { goal_id, timeout_ms: 15_000 })).state).toBe("succeeded");
+    const started = (await c.call("audit.query", { goal_id, kind: "goal.started" })).entries[0];
+    expect((started?.payload as { token_cap?: number }).token_cap).toBe(50_000);
+    const enqueued = (await c.call("audit.query", { goal_id, kind: "goal.enqueued" })).entries[0];
+    expect((enqueued?.payload as { session_share?: number }).session_share).toBe(50_000);
+    // The goal ended, but a remote node cannot give back to this node's ledger: 50000 are left.
+    const refused = await submit(`${manifest()}budget: { max_tokens: 60000 }\n`).then(
+      () => undefined,
+      (e: AidoRpcError) => e,
+    );
+    expect(refused?.rpcCode, "a second goal of 60000 was accepted").toBe(-32002);
+    expect(refused?.message).toContain(
+      `MCP session ${session_id} cannot cover this goal: its budget is 100000 tokens, 50000 left; the goal asks for 60000`,
+    );
     await c.call("session.close", { session_id });
   }, 60_000);
 });
