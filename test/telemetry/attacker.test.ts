@@ -56,8 +56,9 @@ describe("a secret a model puts in a denied call, or a secret file it probes for
       ]);
       const reasons = denied.map((s) => String(s.attributes["aido.gate.reason"]));
       if (content === "true") {
-        // Opted in: the gate's own words, the key still replaced.
-        expect(reasons[0]).toContain("/workspace/[redacted]/notes.md");
+        // Opted in: the gate's own words, the key still replaced (the gate blanks the config's
+        // secrets in its refusals itself, as *** ; tracing redacts what is left).
+        expect(reasons[0]).toContain("/workspace/***/notes.md");
         expect(reasons[1]).toContain(PROBED);
       } else {
         // Off: the code alone, nothing the model wrote.
