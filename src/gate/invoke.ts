@@ -273,33 +273,29 @@ export class Gate {
   }
 
   /**
-   * A call's input as tool.invoked records it: every text in it (a key, a value) blanked as
-   * `hidden`, its shape kept. Before, a child manifest a model wrote the config's API key into
-   * (spawn_agent, spawn_agents) was in the audit whole, and so was a password a call named.
+   * A JSON value of a call with every text in it (a key, a value) blanked as `hidden`, its
+   * shape kept: a call's input as tool.invoked records it (before, a child manifest a model
+   * wrote the config's API key into, spawn_agent or spawn_agents, was in the audit whole, and
+   * so was a password a call named), and a refusal's or error's details (the need, the
+   * resolved path). A value that is not JSON (a cycle) is kept: no path the container
+   * resolved is in it either.
    */
-  private recorded(goalId: string, input: unknown): JsonValue {
-    // The input came as JSON (a model's arguments, a client's params), as the entry keeps it.
-    const marked = this.secretsIn(goalId, JSON.stringify(input) ?? "");
-    if (marked.length === 0) return input as JsonValue;
+  private blankedJson<T>(goalId: string, value: T): T {
+    let json: string;
+    try {
+      json = JSON.stringify(value) ?? "";
+    } catch {
+      return value;
+    }
+    const marked = this.secretsIn(goalId, json);
+    if (marked.length === 0) return value;
     const blank = (v: unknown): unknown => {
       if (typeof v === "string") return blankMarked(v, marked);
       if (Array.isArray(v)) return v.map(blank);
       if (v === null || typeof v !== "object") return v;
       return Object.fromEntries(Object.entries(v).map(([k, x]) => [blankMarked(k, marked), blank(x)]));
     };
-    return blank(input) as JsonValue;
-  }
-
-  /** `details` (a refusal's or error's: the need, the resolved path) blanked as `hidden`. */
-  private hiddenIn(goalId: string, details: Record<string, unknown>): Record<string, unknown> {
-    let json: string;
-    try {
-      json = JSON.stringify(details);
-    } catch {
-      return details; // not JSON (a cycle): no path the container resolved in it either
-    }
-    const shown = this.hidden(goalId, json);
-    return shown === json ? details : (JSON.parse(shown) as Record<string, unknown>);
+    return blank(value) as T;
   }
 
   /** An error of a call, its message and details blanked in place (before it is audited). */
@@ -307,7 +303,7 @@ export class Gate {
     if (!(e instanceof Error)) return;
     e.message = this.hidden(goalId, e.message);
     if (e instanceof AidoError) {
-      Object.assign(e, { details: this.hiddenIn(goalId, e.details) });
+      Object.assign(e, { details: this.blankedJson(goalId, e.details) });
     }
   }
 
@@ -369,7 +365,7 @@ export class Gate {
       denied = true;
       // A path the container resolved (a link named after a proxy credential) is named blanked.
       const reason = this.hidden(principal.goalId, said);
-      const details = this.hiddenIn(principal.goalId, given);
+      const details = this.blankedJson(principal.goalId, given);
       // The denial entry is written before the error is reported; if it cannot be
       // written, the audit error wins (fail closed, and loudly).
       deps.audit.append({
@@ -439,7 +435,7 @@ export class Gate {
       "tool.invoked",
       {
         tool: tool.name,
-        input: this.recorded(principal.goalId, input),
+        input: this.blankedJson(principal.goalId, input as JsonValue),
         ...(call.callId ? { call_id: call.callId } : {}),
       },
       { goalId: principal.goalId, agentId: principal.agentId },
