@@ -14,7 +14,8 @@ export type Failure =
   | { kind: "status"; status: number; message: string; retryAfterMs?: number }
   /** `unsent`: no attempt of the call reached a server (http-fetch neverSent): nothing to bill. */
   | { kind: "connection"; message: string; unsent?: true }
-  | { kind: "timeout"; timeoutMs: number }
+  /** `unsent`: timed out before any attempt connected (llm/http-fetch.ts reachOf): nothing to bill. */
+  | { kind: "timeout"; timeoutMs: number; unsent?: true }
   | { kind: "aborted" }
   | { kind: "other"; message: string; error: unknown };
 
@@ -132,9 +133,17 @@ function describeFailure(site: CallSite, f: Failure, attempts: number): AidoErro
     case "aborted":
       return new AidoError(ErrorCode.cancelled, `${who}: request cancelled`, details);
     case "timeout":
+      if (!f.unsent)
+        return new AidoError(
+          ErrorCode.providerFailed,
+          `${who}: no answer within ${f.timeoutMs} ms${tries}`,
+          details,
+        );
+      // Read by the budget (agent/inference.ts): a call no server ever had is refunded.
+      details.sent = false;
       return new AidoError(
         ErrorCode.providerFailed,
-        `${who}: no answer within ${f.timeoutMs} ms${tries}`,
+        `${who}: no connection to ${site.baseURL} within ${f.timeoutMs} ms${tries}; check ${site.endpointVariable}`,
         details,
       );
     case "connection":

@@ -30,7 +30,9 @@
 //   `TypeError("terminated", { cause })`, which the SDKs and failure.ts call connection
 //   errors, so retry.ts retries them exactly as before.
 // - A request that failed before its socket connected (nothing listening, no such host, TLS
-//   refused) never reached a server: neverSent says so, and the budget refunds its call.
+//   refused) never reached a server: neverSent says so, and the budget refunds its call. One
+//   aborted (its attempt timed out) before it connected, the SDK reports with no cause to
+//   mark: reachOf tells the retry policy that its attempt connected nowhere.
 // - Redirects are not followed: a 3xx is handed back as it is, and the SDKs report it as
 //   an HTTP error that is not retried. Provider APIs do not redirect, and following one
 //   would send the API key wherever the Location header points. `redirect: "error"`
@@ -43,6 +45,7 @@
 // or sooner when the server's Keep-Alive header says so. An aborted request destroys its
 // socket, so nothing half-read goes back to the pool.
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import type { Readable } from "node:stream";
@@ -126,6 +129,27 @@ export function neverSent(e: unknown): boolean {
   return inCauses(e, (at) => (unsent.has(at) ? true : undefined)) ?? false;
 }
 
+/** What the requests made inside one attempt (reachOf) did: any made, any connected. */
+interface AttemptReach {
+  requested: boolean;
+  connected: boolean;
+}
+const attemptReach = new AsyncLocalStorage<AttemptReach>();
+
+/**
+ * Run one attempt of a provider call (llm/retry.ts); `unsent()` says, once it failed,
+ * whether it made requests here and none of them connected. An attempt aborted (its
+ * timeout) while its socket was still connecting, or its TLS handshake still going, rejects
+ * with the SDK's own abort or timeout error, which carries no cause to mark (neverSent):
+ * counted as a timeout the provider may have billed, each attempt at a host that drops
+ * the connection was charged its bound. False when no request went through this fetch
+ * (another fetch cannot say): the attempt counts as sent.
+ */
+export function reachOf<T>(attempt: () => Promise<T>): { result: Promise<T>; unsent: () => boolean } {
+  const reach: AttemptReach = { requested: false, connected: false };
+  return { result: attemptReach.run(reach, attempt), unsent: () => reach.requested && !reach.connected };
+}
+
 type OutgoingBody = string | Uint8Array | AsyncIterable<Uint8Array> | null;
 
 /** The fetch to pass as the SDKs' `fetch` option. */
@@ -162,6 +186,9 @@ function send(
   signal: AbortSignal | undefined,
   redirect: NonNullable<RequestInit["redirect"]>,
 ): Promise<Response> {
+  /** The attempt this request is part of (reachOf), told whether it connected. */
+  const reach = attemptReach.getStore();
+  if (reach) reach.requested = true;
   return new Promise<Response>((resolve, reject) => {
     const secure = url.protocol === "https:";
     const req = (secure ? https : http).request(url, {
@@ -194,9 +221,13 @@ function send(
 
     /** The socket connected (a pooled one already was): from here the server may have the request. */
     let connected = false;
+    const markConnected = () => {
+      connected = true;
+      if (reach) reach.connected = true;
+    };
     req.on("socket", (s) => {
-      if (!s.connecting) connected = true;
-      else s.once(secure ? "secureConnect" : "connect", () => (connected = true));
+      if (!s.connecting) markConnected();
+      else s.once(secure ? "secureConnect" : "connect", markConnected);
     });
     req.on("error", (e) => {
       const failed = new TypeError(responded ? "terminated" : "fetch failed", { cause: e });

@@ -10,10 +10,13 @@
 // retry leaves, `resending` is told (the budget charges the attempt and reserves the
 // retry's own bound, agent/inference.ts); if it throws, nothing more is sent. Retried on
 // one reservation, a provider cutting every first attempt got twice the requests a budget
-// cap allowed.
+// cap allowed. An attempt that timed out before its socket connected reached no server
+// (http-fetch.ts reachOf): retried without `resending`, and unsent like a refused
+// connection; counted as billed, a host dropping connections was charged every attempt.
 
 import { AidoError, ErrorCode } from "../errors.js";
 import { type CallSite, type Failure, failureError, isRetryable } from "./failure.js";
+import { reachOf } from "./http-fetch.js";
 
 export interface RetryPolicy {
   /** Retries after the first attempt (config.inference.maxRetries). */
@@ -92,21 +95,29 @@ export async function callWithRetries<T>(
     const onAbort = () => controller.abort(signal?.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
     let failure: Failure;
+    const tried = reachOf(() => attempt(controller.signal));
     try {
-      return await attempt(controller.signal);
+      return await tried.result;
     } catch (e) {
       if (signal?.aborted) failure = { kind: "aborted" };
       else if (timedOut) failure = { kind: "timeout", timeoutMs: policy.timeoutMs };
       else failure = classify(e);
       if (failure.kind === "timeout" && failure.timeoutMs === 0)
         failure = { kind: "timeout", timeoutMs: policy.timeoutMs };
+      // Timed out still connecting: the SDK's timeout error cannot say so, the fetch can.
+      if (failure.kind === "timeout" && tried.unsent()) failure = { ...failure, unsent: true };
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     }
-    const reached = !(failure.kind === "connection" && failure.unsent);
-    if (failure.kind === "connection" && failure.unsent) {
-      if (sent) failure = { kind: "connection", message: failure.message };
+    const reached = !("unsent" in failure && failure.unsent);
+    if (!reached) {
+      // The call's failure says nothing was sent only if no attempt since the last
+      // `resending` reached a server either.
+      if (sent && "unsent" in failure) {
+        const { unsent: _, ...sentFailure } = failure;
+        failure = sentFailure;
+      }
     } else sent = true;
     if (!isRetryable(failure) || n >= policy.maxRetries) throw failureError(site, failure, n + 1);
     if (reached && (failure.kind === "connection" || failure.kind === "timeout")) billed = failure.kind;

@@ -1,6 +1,7 @@
 // Failures: what is retried (and how long we wait), what fails at once, and what the
 // error tells the user to fix. Real SDKs, real HTTP, scripted failures.
 
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { retryAfterMs } from "../../src/llm/failure.js";
@@ -285,6 +286,38 @@ describe("configuration errors fail at once and name what to fix", () => {
       expect(err.message).toContain("after 2 attempts");
     } finally {
       closed.cleanup();
+    }
+  });
+
+  it("an endpoint whose TLS handshake never completes times out unsent: retried without `resending`, and the call says sent: false", async () => {
+    // A TCP peer that takes the connection and never answers the ClientHello (a stuck
+    // TLS-terminating middlebox, a wrong port): no request left this process. Counted as a
+    // timeout the provider may have billed, each attempt was charged its bound.
+    const sockets = new Set<Socket>();
+    const mute = createServer((s) => {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.on("close", () => sockets.delete(s));
+    });
+    await new Promise<void>((r) => mute.listen(0, "127.0.0.1", r));
+    const { port } = mute.address() as AddressInfo;
+    const stuck = homeFor(server, { OPENAI_BASE_URL: `https://127.0.0.1:${port}/v1` });
+    try {
+      const config = withInference(stuck.config, { maxRetries: 2, requestTimeoutMs: 300 });
+      const told: string[] = [];
+      const err = await failureOf(
+        createClient(config, "openai/gpt-test", FAST).complete(
+          ask("x", { resending: (billed) => told.push(billed) }),
+        ),
+      );
+      expect(err.details).toMatchObject({ failure: "timeout" });
+      expect(err.message).toContain("after 3 attempts");
+      expect(told, "no attempt reached a server: its retry runs on the same reservation").toEqual([]);
+      expect(err.details, "refunded by the budget (agent/inference.ts)").toMatchObject({ sent: false });
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => mute.close(r));
+      stuck.cleanup();
     }
   });
 });

@@ -9,7 +9,7 @@
 // Through a real daemon, over its socket.
 
 import { mkdtempSync, rmSync } from "node:fs";
-import { type AddressInfo, createServer } from "node:net";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -156,26 +156,33 @@ describe("an intent's budget_tokens and calls charged more than they reported", 
 
   // A wrong base URL: no provider ever had these calls, so the intent must not pay for them.
   // A server that takes the connection and drops it may have had the request: that stays
-  // charged, also when the retry then finds nothing listening.
+  // charged, also when the retry then finds nothing listening. One whose every attempt timed
+  // out still connecting (its TLS handshake never answered) reached no server either: each
+  // attempt was charged its bound as a timeout the provider may have billed.
   it.each([
     ["a base URL nothing listens on (connection refused): refunded", "refuses"],
+    ["a https base URL whose TLS handshake is never answered (every attempt times out): refunded", "stalls"],
     ["a server that accepts the connection and drops it: charged its bound", "drops"],
     ["a server that drops the first attempt, then the retry is refused: charged its bound", "drops once"],
   ] as const)("%s", async (_, mode) => {
     const { url, close } = await unreliableServer(mode);
+    const unsent = mode === "refuses" || mode === "stalls";
     try {
       const { c, project } = await intentWithBudget({
         env: { ANTHROPIC_BASE_URL: url, OPENAI_BASE_URL: `${url}/v1` },
         config: (cfg) => {
           cfg.inference.maxRetries = 1;
+          if (mode === "stalls") cfg.inference.requestTimeoutMs = 1_000;
         },
       });
       const { goal_id, s } = await runUnder(c, project, manifest("any"));
       expect(s.state).toBe("failed");
-      expect(s.error).toMatch(/cannot reach/);
       const charged = await chargedBy(c, goal_id, "budget.charged_failed");
-      if (mode === "refuses") expect(charged).toBe(0);
+      if (unsent) expect(charged).toBe(0);
       else expect(charged).toBeGreaterThan(0);
+      expect(s.error).toMatch(
+        mode === "stalls" ? /no connection to https:.* within 1000 ms/ : /cannot reach/,
+      );
       expect(await tokensSpent(c, project)).toBe(charged);
       expect(s.usage.input_tokens + s.usage.output_tokens).toBe(charged);
     } finally {
@@ -186,18 +193,30 @@ describe("an intent's budget_tokens and calls charged more than they reported", 
 
 /**
  * A base URL whose server drops every connection it accepts ("drops"), only the first one
- * and then stops listening ("drops once"), or where nothing listens ("refuses").
+ * and then stops listening ("drops once"), where nothing listens ("refuses"), or an https
+ * one whose server takes the connection and never answers the TLS handshake ("stalls").
  */
 async function unreliableServer(
-  mode: "refuses" | "drops" | "drops once",
+  mode: "refuses" | "drops" | "drops once" | "stalls",
 ): Promise<{ url: string; close(): Promise<void> }> {
+  const held = new Set<Socket>();
   const server = createServer((socket) => {
+    if (mode === "stalls") {
+      held.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => held.delete(socket));
+      return;
+    }
     socket.destroy();
     if (mode === "drops once") server.close();
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const close = () => new Promise<void>((r) => (server.listening ? server.close(() => r()) : r()));
+  const scheme = mode === "stalls" ? "https" : "http";
+  const url = `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const close = () => {
+    for (const s of held) s.destroy();
+    return new Promise<void>((r) => (server.listening ? server.close(() => r()) : r()));
+  };
   if (mode === "refuses") await close();
   return { url, close };
 }
