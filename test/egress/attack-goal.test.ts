@@ -18,9 +18,10 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
-import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
+import { type DaemonFixture, manifest } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { resultBefore, startGoalDaemon } from "./goal-daemon.js";
 
 /** Run by B: A's credentials on A's port, by a plain connect, an MPTCP socket and Fast Open. */
 const RIDE = `
@@ -49,31 +50,11 @@ let server: ProviderServer;
 let fx: DaemonFixture;
 let c: AidoClient;
 
-/** The text of the tool result the n-th request of a script carried (the call before it). */
-function resultBefore(requests: { body: { messages: { content: unknown }[] } }[], n: number): string {
-  const last = requests[n]?.body.messages.at(-1)?.content as { content?: unknown }[] | undefined;
-  const c0 = last?.[0]?.content;
-  return typeof c0 === "string" ? c0 : JSON.stringify(c0);
-}
-
 async function startDaemon(landlock: "on" | "off"): Promise<void> {
-  fx = await startFixture(server, {
-    runtime: { backend: undefined },
-    config: (cfg) => {
-      cfg.sandbox.landlock = landlock;
-      cfg.grantCeilings = [
-        [
-          "tool: *",
-          "file_read: /workspace/**",
-          "file_write: /workspace/**",
-          "exec: *",
-          "network: *:*",
-          "spawn_child: [*]",
-        ],
-      ];
-      // Nothing answers there: a connection the proxy let through ends in 502 (upstream).
-      cfg.egress = { ...cfg.egress, hosts: { "granted.test": "198.51.100.77" }, connectTimeoutMs: 1000 };
-    },
+  fx = await startGoalDaemon(server, (cfg) => {
+    cfg.sandbox.landlock = landlock;
+    // Nothing answers there: a connection the proxy let through ends in 502 (upstream).
+    cfg.egress = { ...cfg.egress, hosts: { "granted.test": "198.51.100.77" }, connectTimeoutMs: 1000 };
   });
   c = await fx.client();
 }

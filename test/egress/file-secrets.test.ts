@@ -11,9 +11,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import { MIN_SECRET_LENGTH } from "../../src/security/blank-secrets.js";
-import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
+import { type DaemonFixture, manifest } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { resultBefore, startGoalDaemon } from "./goal-daemon.js";
 
 /** The cap on what the model sees: file_read keeps CAP - 120 bytes of a file (tools/files.ts roomFor). */
 const CAP = 900;
@@ -31,13 +32,6 @@ let server: ProviderServer;
 let fx: DaemonFixture;
 let c: AidoClient;
 
-/** The text of the tool result the n-th request of a script carried (the call before it). */
-function resultBefore(requests: { body: { messages: { content: unknown }[] } }[], n: number): string {
-  const last = requests[n]?.body.messages.at(-1)?.content as { content?: unknown }[] | undefined;
-  const c0 = last?.[0]?.content;
-  return typeof c0 === "string" ? c0 : JSON.stringify(c0);
-}
-
 /** Every piece of `secret` as long as a blanked piece may be (MIN_SECRET_LENGTH), starts and ends. */
 function piecesOf(secret: string): string[] {
   const n = MIN_SECRET_LENGTH + 4;
@@ -47,21 +41,8 @@ function piecesOf(secret: string): string[] {
 beforeAll(async () => {
   requireDocker();
   server = await startProviderServer();
-  fx = await startFixture(server, {
-    runtime: { backend: undefined },
-    config: (cfg) => {
-      cfg.limits.toolOutputMaxBytes = CAP;
-      cfg.grantCeilings = [
-        [
-          "tool: *",
-          "file_read: /workspace/**",
-          "file_write: /workspace/**",
-          "exec: *",
-          "network: *:*",
-          "spawn_child: [*]",
-        ],
-      ];
-    },
+  fx = await startGoalDaemon(server, (cfg) => {
+    cfg.limits.toolOutputMaxBytes = CAP;
   });
   c = await fx.client();
 }, 120_000);

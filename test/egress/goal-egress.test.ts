@@ -15,10 +15,11 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
-import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
+import { type DaemonFixture, manifest } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import { type DockerUpstream, startDockerUpstream, UPSTREAM_NETS } from "./docker-upstream.js";
+import { resultBefore, startGoalDaemon } from "./goal-daemon.js";
 
 const UPSTREAM_IP = UPSTREAM_NETS.goalEgress.ip;
 
@@ -79,39 +80,19 @@ let fx: DaemonFixture;
 let c: AidoClient;
 let upstream: DockerUpstream;
 
-/** The text of the tool result the n-th request of a script carried (the call before it). */
-function resultBefore(requests: { body: { messages: { content: unknown }[] } }[], n: number): string {
-  const last = requests[n]?.body.messages.at(-1)?.content as { content?: unknown }[] | undefined;
-  const c0 = last?.[0]?.content;
-  return typeof c0 === "string" ? c0 : JSON.stringify(c0);
-}
-
 beforeAll(async () => {
   requireDocker();
   server = await startProviderServer();
-  fx = await startFixture(server, {
-    runtime: { backend: undefined },
-    config: (cfg) => {
-      cfg.grantCeilings = [
-        [
-          "tool: *",
-          "file_read: /workspace/**",
-          "file_write: /workspace/**",
-          "exec: *",
-          "network: *:*",
-          "spawn_child: [*]",
-        ],
-      ];
-      cfg.egress = {
-        ...cfg.egress,
-        hosts: {
-          "plain.test": UPSTREAM_IP,
-          "secure.test": UPSTREAM_IP,
-          "other.test": UPSTREAM_IP,
-          "private.test": "10.9.9.9",
-        },
-      };
-    },
+  fx = await startGoalDaemon(server, (cfg) => {
+    cfg.egress = {
+      ...cfg.egress,
+      hosts: {
+        "plain.test": UPSTREAM_IP,
+        "secure.test": UPSTREAM_IP,
+        "other.test": UPSTREAM_IP,
+        "private.test": "10.9.9.9",
+      },
+    };
   });
   upstream = await startDockerUpstream(UPSTREAM_NETS.goalEgress, fx.home.config.sandbox.image);
   c = await fx.client();

@@ -11,47 +11,33 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import { MIN_SECRET_LENGTH } from "../../src/security/blank-secrets.js";
-import { type DaemonFixture, manifest, rpcError, startFixture } from "../daemon/fixture.js";
+import { type DaemonFixture, manifest, rpcError } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { resultBefore, startGoalDaemon } from "./goal-daemon.js";
 
 let server: ProviderServer;
 let fx: DaemonFixture;
 let c: AidoClient;
 
-/** The text of the tool result the n-th request of a script carried (the call before it). */
-function resultBefore(requests: { body: { messages: { content: unknown }[] } }[], n: number): string {
-  const last = requests[n]?.body.messages.at(-1)?.content as { content?: unknown }[] | undefined;
-  const c0 = last?.[0]?.content;
-  return typeof c0 === "string" ? c0 : JSON.stringify(c0);
-}
-
-/** Every piece of `secret` one longer than a piece that may be left (MIN_SECRET_LENGTH - 1). */
+/**
+ * Every piece of `secret` MIN_SECRET_LENGTH + 4 characters long, at every offset. Not the
+ * shortest piece the blanking removes (MIN_SECRET_LENGTH): a 4-character piece of a random
+ * base64url password turns up by chance in what the test searches, the audit's hashes and
+ * ids and its English (one password in eleven against 80,000 hex characters), and the test
+ * failed now and then with nothing leaked. Cuts inside a password are test/egress/file-secrets'.
+ */
 function piecesOf(secret: string): string[] {
+  const n = MIN_SECRET_LENGTH + 4;
   const pieces: string[] = [];
-  for (let i = 0; i + MIN_SECRET_LENGTH <= secret.length; i++)
-    pieces.push(secret.slice(i, i + MIN_SECRET_LENGTH));
+  for (let i = 0; i + n <= secret.length; i++) pieces.push(secret.slice(i, i + n));
   return pieces;
 }
 
 beforeAll(async () => {
   requireDocker();
   server = await startProviderServer();
-  fx = await startFixture(server, {
-    runtime: { backend: undefined },
-    config: (cfg) => {
-      cfg.grantCeilings = [
-        [
-          "tool: *",
-          "file_read: /workspace/**",
-          "file_write: /workspace/**",
-          "exec: *",
-          "network: *:*",
-          "spawn_child: [*]",
-        ],
-      ];
-    },
-  });
+  fx = await startGoalDaemon(server);
   c = await fx.client();
 }, 120_000);
 
