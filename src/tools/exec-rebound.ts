@@ -14,8 +14,11 @@ import { commandName } from "../security/shell-operands.js";
 import { wholeVariable } from "./exec-known.js";
 import { MAX_VAR_CHAIN, valuesOf } from "./exec-removals.js";
 
-/** A word (double quotes taken out) that starts with a positional parameter: `$1`, `${2}`, `"$@"`. */
-const POSITIONAL_LEAD = /^\$(?:[0-9@*]|\{(?:[0-9]+|[@*])[}:#%=?+-])/;
+/**
+ * A word (double quotes taken out) that starts with a positional parameter: `$1`, `${2}`,
+ * `"$@"`, `${1:-x}`. Not `$0`: neither shift, set nor a function call changes it.
+ */
+const POSITIONAL_LEAD = /^\$(?:[1-9@*]|\{(?:[0-9]*[1-9][0-9]*|[@*])[}:#%=?+-])/;
 
 /** A word (double quotes taken out) that starts with $OPTARG, which getopts sets. */
 const OPTARG_LEAD = /^\$(?:OPTARG(?![A-Za-z0-9_])|\{OPTARG[}:#%=?+-])/;

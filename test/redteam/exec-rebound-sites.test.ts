@@ -133,6 +133,11 @@ describe("the forms the judge binds still run", () => {
     expect(b.exists(`${FREE}/plain`)).toBe(true);
   }, 60_000);
 
+  it('runs shift; echo x > "$0": shift leaves $0, bound to the word after the code', async () => {
+    ran(await b.exec("worker", `sh -c 'shift; echo x > "$0"' ${FREE}/zero a`));
+    expect(b.exists(`${FREE}/zero`)).toBe(true);
+  }, 60_000);
+
   it("runs a function that writes its argument's text to a fixed file", async () => {
     ran(await b.exec("worker", `f() { echo "$1" > ${FREE}/fn; }; f hello`));
     expect(b.exists(`${FREE}/fn`)).toBe(true);
