@@ -40,7 +40,8 @@ import { passedOnPieces } from "../security/shell-writes-build.js";
 import { refuseEnvWrites } from "./exec-env-writes.js";
 import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } from "./exec-known.js";
 import { runTimeNamed } from "./exec-merge.js";
-import { assignedPaths, cwdPath, refuseOldPwd, refuseRebound, runsRuntimeRemoval } from "./exec-removals.js";
+import { refuseRebound } from "./exec-rebound.js";
+import { assignedPaths, cwdPath, refuseOldPwd, runsRuntimeRemoval } from "./exec-removals.js";
 import { hasSubstitution, readRemoval, substitutionRemoval, xargsRemoval } from "./exec-substitutions.js";
 
 export { CONTAINER_HOME } from "./exec-known.js";
@@ -151,11 +152,17 @@ async function pathsFrom(
   // run-time value is not known: refused below.
   const tmpdir = vars.tmpdirDefault;
   const redirectsDone = new Set<Redirect>();
-  const redirect = async (x: Redirect, dirs: StartDir[] | undefined): Promise<void> => {
+  const redirect = async (
+    x: Redirect,
+    dirs: StartDir[] | undefined,
+    index: number | undefined,
+  ): Promise<void> => {
     if (redirectsDone.has(x)) return;
     redirectsDone.add(x);
     const access = x.read && x.write ? "readwrite" : x.write ? "write" : "read";
     if (!x.dynamic) return r.judge(x.target, dirs, access, describeRedirect(x), true);
+    // `f() { echo x > "$1"; }; f D`: a target bound only at run time is not judged without its value.
+    if (x.write) refuseRebound(x.target, analysis, { via: describeRedirect(x), acts: "writes" }, index);
     const known = knownPart(x.target, vars);
     if (known) await r.judge(known.path, dirs, known.whole ? access : "any", describeRedirect(x), true);
   };
@@ -211,16 +218,21 @@ async function pathsFrom(
       // The word itself, when it is not what is written (`gzip -k F` reads F), may name a file too.
       const read = written.includes(arg) ? [] : pathTexts(arg);
       if (c.argDynamic[k]) {
+        const via = `argument ${k} of ${name}`;
+        // `set -- D; cd "$1"`, `f() { cp e "$1"; }; f D`: a word bound only at run time, where it
+        // names the folder the shell moves to or what is written, is not judged without its value.
+        if (isCd(name) && !arg.startsWith("-"))
+          refuseRebound(arg, analysis, { via: "the cd target", acts: "names" }, i);
+        for (const text of removing ? [] : written) refuseRebound(text, analysis, { via, acts: "writes" }, i);
         // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
         const texts = [...written.map((t) => [t, "write"] as const), ...read.map((t) => [t, "any"] as const)];
         for (const [text, access] of texts) {
           const cwd = removing && access === "write" ? cwdPath(text) : undefined;
           if (cwd !== undefined) {
             // `cd ~ && rm -rf "$PWD/"`: the folder the command is in (or a path from it), where that is known.
-            await r.judge(cwd, dirs, "write", `argument ${k} of ${name}`, true, false, true);
+            await r.judge(cwd, dirs, "write", via, true, false, true);
             continue;
           }
-          const via = `argument ${k} of ${name}`;
           const place = { dirs: from ?? undefined, privateTmp, remover: c };
           if (removing && access === "write" && hasSubstitution(text)) {
             // `rm -rf "$(dirname ~/x)"`: the path it prints, where known; else refused or left to the domain.
@@ -232,7 +244,7 @@ async function pathsFrom(
           }
           if (removing && access === "write") {
             refuseOldPwd(text, via);
-            refuseRebound(text, analysis, via, i);
+            refuseRebound(text, analysis, { via, acts: "removes" }, i);
             // `d=$TMPDIR; rm -rf "$d"`: each known value the command gives the variable (`d=$(echo ~)`: the path it prints).
             for (const p of assignedPaths(text, analysis, vars)) {
               const path = hasSubstitution(p) ? substitutionRemoval(p, knownValues, via, place) : p;
@@ -250,7 +262,7 @@ async function pathsFrom(
         }
         continue;
       }
-      if ((name === "cd" || name === "chdir") && !arg.startsWith("-")) {
+      if (isCd(name) && !arg.startsWith("-")) {
         // The folder itself is read (listed, searched): file_read, like exec's own cwd.
         const logical = !c.argv.slice(1, k).includes("-P");
         await r.judge(arg, dirs, "read", "the cd target", true, logical);
@@ -294,7 +306,9 @@ async function pathsFrom(
       // `env -C DIR`, `git -C DIR`, `tar -C DIR`: the folder it runs in is read, like a cd target.
       const base = await dirsOf(i, false);
       for (const d of c.localDirs) {
-        if (!d.dynamic) await r.judge(d.path, base, "read", `the folder ${name} runs in`, true, true);
+        const via = `the folder ${name} runs in`;
+        if (!d.dynamic) await r.judge(d.path, base, "read", via, true, true);
+        else refuseRebound(d.path, analysis, { via, acts: "names" }, i);
       }
     }
     for (const f of c.files) {
@@ -302,12 +316,13 @@ async function pathsFrom(
       const via = `a file named in ${name}'s options`;
       if (!f.dynamic) await r.judge(f.path, dirs, access, via, true);
       else {
+        if (f.write) refuseRebound(f.path, analysis, { via, acts: "writes" }, i);
         // `curl -o "/workspace/out/$F"`: the part known before run time is judged.
         const known = knownPart(f.path, vars);
         if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
       }
     }
-    for (const x of c.redirects) await redirect(x, dirs);
+    for (const x of c.redirects) await redirect(x, dirs, i);
   }
   for (const f of analysis.wrapperFiles) {
     const paths = possibleDirs(analysis, f.at, { place: f, known: knownTarget });
@@ -322,14 +337,18 @@ async function pathsFrom(
       await r.judge(f.path, dirs, access, via, true);
       continue;
     }
+    if (f.write) refuseRebound(f.path, analysis, { via, acts: "writes" }, f.at);
     const known = knownPart(f.path, vars);
     if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
   }
   // Redirections of statements with no command (`> file`, `X=1 < file`) may stand anywhere.
   const anywhere = analysis.redirects.some((x) => !redirectsDone.has(x)) ? await dirsOf(undefined) : [];
-  for (const x of analysis.redirects) await redirect(x, anywhere);
+  for (const x of analysis.redirects) await redirect(x, anywhere, undefined);
   return { needs: r.needs, paths: r.paths, words };
 }
+
+/** The builtins that move the shell to their operand. */
+const isCd = (name: string): boolean => name === "cd" || name === "chdir";
 
 /**
  * The folder a run-time cd target names when it is HOME or TMPDIR with a known value (`cd ~`,

@@ -8,7 +8,6 @@
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
-import type { SimpleCommand } from "../security/shell-analysis.js";
 import { commandName, removedOperands } from "../security/shell-operands.js";
 import { type KnownVars, knownPart, wholeVariable } from "./exec-known.js";
 import { hasSubstitution, substitutionValue } from "./exec-substitutions.js";
@@ -40,67 +39,6 @@ export function refuseOldPwd(written: string, via: string): void {
     `cannot judge what ${via} removes ("${written}"): $OLDPWD is the folder the shell was in before its last cd, known only at run time; give the path`,
     { rule: "unjudgeable" },
   );
-}
-
-/** A word (double quotes taken out) that starts with a positional parameter: `$1`, `${2}`, `"$@"`. */
-const POSITIONAL_LEAD = /^\$(?:[0-9@*]|\{(?:[0-9]+|[@*])\})/;
-
-/** A word (double quotes taken out) that starts with $OPTARG, which getopts sets. */
-const OPTARG_LEAD = /^\$(?:OPTARG(?![A-Za-z0-9_])|\{OPTARG[}:#%=?+-])/;
-
-/**
- * Refuse a removed positional parameter when the command rebinds them (`set -- ~; rm -rf "$1"`,
- * `sh -c 'shift; rm -rf "$1"' _ x ~`): the judge binds $1... to the words after `sh -c CODE`
- * only, so it would judge the wrong word or none. Likewise $OPTARG where getopts sets it (`sh
- * -c 'getopts d: o; rm -rf "$OPTARG"' sh -d ~`, judged as `rm -rf ""`): a positional
- * parameter, or the part of one after its option letter (`-d~`), picked at run time. A
- * variable given such a value (`d=$1`) is followed. In a function's body (command `index`) the
- * positional parameters are the function's arguments (`f() { rm -rf "$1"; }; f ~` was judged
- * with the shell's $1): refused the same way.
- */
-export function refuseRebound(written: string, analysis: CommandAnalysis, via: string, index: number): void {
-  const c = analysis.commands.find(rebindsPositionals);
-  const getopts = analysis.commands.find((g) => commandName(g) === "getopts");
-  const fn = analysis.functions.find((f) => f.body.includes(index));
-  const positional = leadsWith(written, POSITIONAL_LEAD, analysis);
-  const why =
-    c !== undefined && positional
-      ? `${commandName(c)} rebinds the positional parameters at run time`
-      : fn !== undefined && positional
-        ? `in the function ${fn.name} the positional parameters are its arguments, known only at run time`
-        : getopts !== undefined && leadsWith(written, OPTARG_LEAD, analysis)
-          ? "getopts sets OPTARG at run time from the positional parameters"
-          : undefined;
-  if (why === undefined) return;
-  throw new AidoError(
-    ErrorCode.policyDenied,
-    `cannot judge what ${via} removes ("${written}"): ${why}; give the path`,
-    {
-      rule: "unjudgeable",
-    },
-  );
-}
-
-/** Whether `written`, or a value the command gives the variable it is (`d=$1; rm -rf "$d"`), starts with `lead`. */
-function leadsWith(written: string, lead: RegExp, analysis: CommandAnalysis, depth = 0): boolean {
-  if (lead.test(written.replaceAll('"', ""))) return true;
-  const name = wholeVariable(written)?.name;
-  if (name === undefined || depth >= MAX_VAR_CHAIN) return false;
-  return valuesOf(name, analysis).some((v) => leadsWith(v, lead, analysis, depth + 1));
-}
-
-/** `shift`, or `set` with words after its options (`set -- a b`, `set a`; not `set -e`, `set -o pipefail`). */
-export function rebindsPositionals(c: SimpleCommand): boolean {
-  const name = commandName(c);
-  if (name === "shift") return true;
-  if (name !== "set") return false;
-  const args = c.argv.slice(1);
-  for (let k = 0; k < args.length; k++) {
-    const a = args[k]!;
-    if (a === "--" || a === "-" || !/^[-+]/.test(a)) return true;
-    if (/^[-+]o$/.test(a)) k++;
-  }
-  return false;
 }
 
 /**
@@ -163,7 +101,7 @@ function mayBeFound(written: string, analysis: CommandAnalysis, depth = 0): bool
 /** A value the text shows whole (double quotes around it taken out). */
 const FIXED_VALUE = /^[^$`*?[\]~\\'"]+$/;
 /** How many variables deep a value is followed (`a=~; b=$a`). */
-const MAX_VAR_CHAIN = 4;
+export const MAX_VAR_CHAIN = 4;
 
 /**
  * The paths a removed run-time word names through a variable the command assigns (on its own,
@@ -200,7 +138,7 @@ export function assignedPaths(
 }
 
 /** Every value, as written, the command assigns to the shell variable `name`. */
-function valuesOf(name: string, analysis: CommandAnalysis): string[] {
+export function valuesOf(name: string, analysis: CommandAnalysis): string[] {
   const declared = analysis.commands.flatMap((c) =>
     ["export", "readonly", "local"].includes(commandName(c)) ? c.argv.slice(1) : [],
   );

@@ -31,7 +31,8 @@ import { WRAPPERS } from "../security/shell-wrappers.js";
 import { knownVars, type StartVars, scriptStartVars } from "./exec-known.js";
 import { movedBySourced, runTimeNamed } from "./exec-merge.js";
 import { type ExecPlace, execPaths, startDirs } from "./exec-paths.js";
-import { rebindsPositionals, scriptPositionals } from "./exec-removals.js";
+import { rebindsPositionals } from "./exec-rebound.js";
+import { scriptPositionals } from "./exec-removals.js";
 import {
   type RunTimePositionals,
   refuseRunTimePositionals,
