@@ -6,7 +6,7 @@
 // the MCP call waits, a session that cannot approve its own call, and a session whose
 // client leaves ending with no container.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -287,21 +287,38 @@ describe("a call the client cancels while it runs", () => {
         {
           name: "exec",
           arguments: {
-            command: `python3 -c "import time; time.sleep(4); open('/workspace/late.txt', 'w').write('x')"`,
+            command: `python3 -c "import time; open('/workspace/started.txt', 'w').write('x'); time.sleep(4); open('/workspace/late.txt', 'w').write('x')"`,
           },
         },
         undefined,
         { signal: abort.signal },
       )
       .catch((e: Error) => e);
-    await new Promise((r) => setTimeout(r, 1500));
+    // Until no process of the command is left in the goal's container: one the cancel missed
+    // ends only after its write, so its absence then means the cancel stopped it (before, a
+    // fixed 6 s wait).
+    const running = () =>
+      suite.containers().some((name) => {
+        const top = spawnSync("docker", ["top", name, "-o", "pid,args"], { encoding: "utf8" });
+        // A container that stopped runs nothing; any other failure would make this look vacuous.
+        if (top.status !== 0 && !top.stderr.includes("is not running")) {
+          throw new Error(`docker top ${name}: ${top.stderr}`);
+        }
+        return top.stdout.includes("late.txt");
+      });
+    // Cancelled once the command runs (it says so in the project), not after a fixed time: on a
+    // loaded machine 1.5 s once ended the call before it ran (tool.denied), and no tool.failed.
+    await until(() => existsSync(join(suite.project, "started.txt")), 30_000);
+    expect(running(), "the command runs when it is cancelled").toBe(true);
     abort.abort();
     expect(await call).toBeInstanceOf(Error);
-    await new Promise((r) => setTimeout(r, 6000));
+    await until(() => !running(), 30_000);
     expect(existsSync(join(suite.project, "late.txt")), "the cancelled command ran on").toBe(false);
+    // Its end is on record once the gate has settled it, which may come after the client's error.
     const c = await suite.fx.client();
-    const failed = (await c.call("audit.query", { kind: "tool.failed" })).entries;
-    expect(failed.map((e) => e.payload)).toEqual([
+    const failed = async () => (await c.call("audit.query", { kind: "tool.failed" })).entries;
+    await until(async () => (await failed()).length > 0, 30_000);
+    expect((await failed()).map((e) => e.payload)).toEqual([
       expect.objectContaining({ tool: "exec", code: "cancelled" }),
     ]);
     // The session lives on.
