@@ -28,7 +28,7 @@ export async function awaitApproval(
   span: TraceSpan | undefined,
   deny: Deny,
 ): Promise<ApprovalPassed> {
-  const { tool, input, needs, confirmRule, approval } = judged;
+  const { tool, needs, confirmRule, approval } = judged;
   const confirmed = new Set<string>(confirmRule?.rules ?? []);
   if (!approval) return { confirmed };
   const approvedHosts = new Set(
@@ -53,7 +53,8 @@ export async function awaitApproval(
     identity: principal.identity,
     project,
     tool: tool.name,
-    input,
+    // What the human reads: the call with the goal's secrets blanked (judge.ts); it runs with its own.
+    input: approval.input,
     summary: approval.summary,
     scope,
     askedBy: approval.askedBy,

@@ -31,7 +31,6 @@ import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
 import { auditCallId, auditText } from "../security/audit-text.js";
-import { blankMarked } from "../security/blank-secrets.js";
 import type { JsonValue } from "../security/canonical-json.js";
 import type { Grant } from "../security/grants.js";
 import type { PolicyEngine } from "../security/policy.js";
@@ -39,6 +38,7 @@ import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import { Attr, gateReason } from "../telemetry/attributes.js";
 import type { Tracer, TraceSpan } from "../telemetry/tracer.js";
 import { type ApprovalPassed, awaitApproval } from "./approval-wait.js";
+import { blankedJson, hiddenText } from "./call-secrets.js";
 import { failedIfCancelled, refuseIfCancelled } from "./cancel.js";
 import { confinementFor } from "./confinement.js";
 import { passHold } from "./hold.js";
@@ -244,58 +244,23 @@ export class Gate {
   }
 
   /**
-   * `text` with the goal's proxy credentials and the config's secrets blanked (secretsIn; the tools
+   * `text` with the goal's proxy credentials and the config's secrets blanked (call-secrets.ts; the tools
    * blank the credentials in their output too). A refusal or an error may quote a path the container
    * resolved, and a command can name one after a credential (`ln -s "$HTTP_PROXY" l`): before,
    * file_read of such a link told the model, the audit and the events the password.
    */
   private hidden(goalId: string, text: string): string {
-    const marked = this.secretsIn(goalId, text);
-    return marked.length === 0 ? text : blankMarked(text, marked);
+    return hiddenText(this.deps, goalId, text);
   }
 
   /**
-   * What the gate blanks in what it says and records of a call of the goal, each with its
-   * mark: the goal's proxy credentials `text` may hold (`[hidden]`) and the config's secrets
-   * (`***`, config-secrets.ts: a model may write its provider's API key into a child manifest).
-   */
-  private secretsIn(goalId: string, text: string): [string, string][] {
-    const goal = this.deps.egress?.goalSecretsIn?.(goalId, text) ?? [];
-    // Only those the text holds (as written, or escaped as the JSON of a call's input writes
-    // them): most texts hold none, and then nothing is walked or rebuilt.
-    const config = (this.deps.configSecrets?.() ?? []).filter(
-      (s) => text.includes(s) || text.includes(JSON.stringify(s).slice(1, -1)),
-    );
-    return [
-      ...goal.map((s): [string, string] => [s, "[hidden]"]),
-      ...config.map((s): [string, string] => [s, "***"]),
-    ];
-  }
-
-  /**
-   * A JSON value of a call with every text in it (a key, a value) blanked as `hidden`, its
-   * shape kept: a call's input as tool.invoked records it (before, a child manifest a model
-   * wrote the config's API key into, spawn_agent or spawn_agents, was in the audit whole, and
-   * so was a password a call named), and a refusal's or error's details (the need, the
-   * resolved path). A value that is not JSON (a cycle) is kept: no path the container
-   * resolved is in it either.
+   * A JSON value of a call, every text in it blanked as `hidden`, its shape kept (call-secrets.ts):
+   * a call's input as tool.invoked records it (before, a child manifest a model wrote the
+   * config's API key into, spawn_agent or spawn_agents, was in the audit whole, and so was a
+   * password a call named), and a refusal's or error's details (the need, the resolved path).
    */
   private blankedJson<T>(goalId: string, value: T): T {
-    let json: string;
-    try {
-      json = JSON.stringify(value) ?? "";
-    } catch {
-      return value;
-    }
-    const marked = this.secretsIn(goalId, json);
-    if (marked.length === 0) return value;
-    const blank = (v: unknown): unknown => {
-      if (typeof v === "string") return blankMarked(v, marked);
-      if (Array.isArray(v)) return v.map(blank);
-      if (v === null || typeof v !== "object") return v;
-      return Object.fromEntries(Object.entries(v).map(([k, x]) => [blankMarked(k, marked), blank(x)]));
-    };
-    return blank(value) as T;
+    return blankedJson(this.deps, goalId, value);
   }
 
   /** An error of a call, its message and details blanked in place (before it is audited). */

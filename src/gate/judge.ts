@@ -21,7 +21,6 @@ import type { SandboxHandle } from "../sandbox/types.js";
 import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
 import type { AskedBy } from "../security/approval-store.js";
 import type { DenyStage, GateStage } from "../security/audit-events.js";
-import { blankSecrets } from "../security/blank-secrets.js";
 import { formatGrant, type Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyDecision } from "../security/policy.js";
@@ -29,6 +28,7 @@ import type { CommandAnalysis } from "../security/shell.js";
 import { inert } from "../security/terminal-text.js";
 import type { VerifiedToken } from "../security/tokens.js";
 import { argumentDepthRefusal, MAX_ARGUMENT_DEPTH } from "./argument-depth.js";
+import { blankedJson, hiddenText } from "./call-secrets.js";
 import { refuseIfCancelled } from "./cancel.js";
 import { privateTmpOf } from "./confinement.js";
 import { passHold } from "./hold.js";
@@ -61,11 +61,17 @@ export interface Seen {
 
 /** The approval stage's decision for a call that needs a human. */
 export interface ApprovalNeed {
-  /** What an answer covers, worked out as the gate judged the call. */
+  /**
+   * What an answer covers, worked out as the gate judged the call. Its key (what a standing
+   * answer matches on) is the call's own; its target, the sentence a human reads, is shown
+   * with the goal's secrets blanked (call-secrets.ts).
+   */
   scope: ApprovalScope;
   /** Work the scope out again (after an answer: did a word come to lead elsewhere?). */
   scopeOf(): Promise<ApprovalScope>;
-  /** What the prompt shows of the call (inert text). */
+  /** The call's input as a human is shown it: the goal's secrets blanked, its shape kept. */
+  input: unknown;
+  /** What the prompt shows of the call (inert text, of the input as shown). */
   summary: string;
   /** Why a human is asked: the manifest's approval_required, or a policy confirm rule. */
   why: string;
@@ -243,22 +249,27 @@ export async function judgeCall(
     const scope = await scopeOf();
     refuseIfCancelled(call.signal, "approval", deny);
     // A path the container resolved through a link named after a proxy credential of the goal
-    // (`ln -s "/workspace/$HTTP_PROXY" l`): no human is asked about it. The request, its audit
-    // entry and its event named the password whole; the refusal's reason is blanked as every
-    // refusal's is (invoke.ts deny).
-    const asked = JSON.stringify({ needs, scope });
-    const secrets = deps.egress?.goalSecretsIn?.(principal.goalId, asked) ?? [];
-    if (secrets.length > 0 && blankSecrets(asked, secrets, "") !== asked) {
+    // (`ln -s "/workspace/$HTTP_PROXY" l`), or a path or host naming the config's API key: no
+    // human is asked about it. The scope's key is the request's identity (what a standing
+    // answer matches on) and is recorded as it is: blanked, two calls differing only in the
+    // secret would share it. The request, its audit entry and its event named the password
+    // whole; the refusal's reason is blanked as every refusal's is (invoke.ts deny).
+    if (hiddenText(deps, principal.goalId, scope.key) !== scope.key) {
       return deny(
         ErrorCode.policyDenied,
         "approval",
-        `the approval this call needs would name a proxy credential of this goal (${needs.map(describeNeed).join(", ")}); refused`,
+        `the approval this call needs would name a proxy credential of this goal or a secret of the config (${needs.map(describeNeed).join(", ")}); refused`,
       );
     }
+    // What the human reads (the request's input, summary and target: approval.list, the
+    // approval.requested entry and event, the dashboard, MCP, the cluster's mirror) is the call
+    // with those secrets blanked in place, its shape kept; the call runs with its own input.
+    const shown = blankedJson(deps, principal.goalId, { input, target: scope.target });
     judged.approval = {
-      scope,
+      scope: { ...scope, target: shown.target },
       scopeOf,
-      summary: summarize(tool.name, input, confirmRule?.reason),
+      input: shown.input,
+      summary: summarize(tool.name, shown.input, confirmRule?.reason),
       why: confirmRule
         ? confirmRule.reason
         : principal.approvalRequired.has(tool.name)

@@ -179,7 +179,7 @@ describe("a model making the container name its proxy password in a path", () =>
     const { password } = new URL(url);
     const shown = resultBefore(script.requests, 2);
     expect(shown).toMatch(
-      /approval this call needs would name a proxy credential of this goal \(.*http:\/a_\w+:\[hidden\]@/,
+      /approval this call needs would name a proxy credential of this goal or a secret of the config \(.*http:\/a_\w+:\[hidden\]@/,
     );
     const audit = (await c.call("audit.query", { goal_id, limit: 1000 })).entries;
     const all = JSON.stringify([shown, audit, fx.eventLog]);
