@@ -179,6 +179,24 @@ describe("an MCP session's budget", () => {
     }
   }, 180_000);
 
+  it("refuses, audited, a goal submitted under its id after it ended", async () => {
+    const { c } = await daemon();
+    const sessionId = await openSession(c);
+    await c.call("session.close", { session_id: sessionId });
+    // A client that kept the ended session's id submits under it: refused, not found, and audited.
+    const err = (await c.call("goal.submit", { goal: "spend a gone session", session_id: sessionId }).then(
+      () => undefined,
+      (e: AidoRpcError) => e,
+    )) as AidoRpcError | undefined;
+    expect(err?.rpcCode, "a submit under an ended session's id was accepted").toBe(-32003);
+    expect(err?.message).toContain(`session_id: no open session ${sessionId}`);
+    const refused = (await c.call("audit.query", { kind: "goal.refused", limit: 10 })).entries;
+    expect(refused.map((e) => e.payload)).toEqual([
+      expect.objectContaining({ field: "session_id", session_id: sessionId, reason: err?.message }),
+    ]);
+    expect(server.requestsMatching("spend a gone session")).toHaveLength(0);
+  }, 120_000);
+
   it("does not let a goal it left queued start after the daemon was killed", async () => {
     const { h, c, d: daemonOne } = await daemon();
     const blocker = server.script('manifest "blocker"', [turn.hang()]);
