@@ -47,6 +47,11 @@ export function clusterHoldOf(goalId: string): string {
   return `job:${goalId}`;
 }
 
+/** The goal whose cluster share `accountId` is (clusterHoldOf), or undefined for any other account. */
+export function goalOfClusterHold(accountId: string): string | undefined {
+  return accountId.startsWith("job:") ? accountId.slice("job:".length) : undefined;
+}
+
 /** An open session's budget, as goal.submit needs it. */
 export interface SessionAccount {
   session_id: string;
