@@ -179,6 +179,25 @@ describe("an MCP session's budget", () => {
     }
   }, 180_000);
 
+  it("gives a goal naming no budget a share of limits.goal_max_tokens when that is below 4096", async () => {
+    home = makeTempHome();
+    writeFileSync(join(home.dir, "config.yaml"), "limits:\n  goal_max_tokens: 2000\n");
+    await startDaemonChild(home, server);
+    const c = await connect(home);
+    server.script('manifest "small-goal"', [turn.text("small done")]);
+    const sessionId = await openSession(c);
+    // Every such goal was refused: its share (at most 2000) never reached the 4096 floor.
+    const submitted = await c
+      .call("goal.submit", { goal: "a small goal", manifest: manifest("small-goal"), session_id: sessionId })
+      .then(
+        (r) => r.goal_id,
+        (e: AidoRpcError) => e.message,
+      );
+    expect(submitted, "a session goal naming no budget was refused").toMatch(/^g_/);
+    const entry = (await c.call("audit.query", { goal_id: submitted, kind: "goal.submitted" })).entries[0];
+    expect((entry?.payload as { session_share?: number } | undefined)?.session_share).toBe(2000);
+  }, 120_000);
+
   it("refuses, audited, a goal submitted under its id after it ended", async () => {
     const { c } = await daemon();
     const sessionId = await openSession(c);
