@@ -20,6 +20,7 @@ import type { Job } from "bullmq";
 import { withoutConfigSecrets } from "../config-secrets.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import { returnUnspentClusterShare } from "../kernel/session-budget.js";
 import type { SubmittedBy } from "../security/approval-project.js";
 import type { ApprovalDrops } from "./approval-drops.js";
 import { CancelMarks } from "./cancel-marks.js";
@@ -368,6 +369,8 @@ export class ClusterGoalRunner {
     }
     if (r === "cancelled") {
       settle(true);
+      // No model call of it started: its share, if its session is on this node, comes back whole.
+      returnUnspentClusterShare(this.rt.budget, goalId);
       // Written: announced even when its entry is refused (thrown after), else no follower
       // of the goal ever saw it end.
       try {

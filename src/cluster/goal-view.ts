@@ -11,7 +11,11 @@ import type { Queue } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import type { AgentSummary } from "../kernel/registry.js";
-import { goalOfClusterHold, type SessionAccount } from "../kernel/session-budget.js";
+import {
+  goalOfClusterHold,
+  returnUnspentClusterShare,
+  type SessionAccount,
+} from "../kernel/session-budget.js";
 import type { ApprovalDecision } from "../security/approvals.js";
 import type { AuditEntry } from "../security/audit-events.js";
 import type { AuditQuery } from "../security/audit-query.js";
@@ -347,6 +351,8 @@ export class ClusterGoals {
       }
       if (r.kind === "missing") return this.rt.goals.cancel(goalId, reason);
       if (r.kind === "cancelled") {
+        // It never started: it spent nothing of the share its session was charged, if here.
+        returnUnspentClusterShare(this.rt.budget, goalId);
         await this.queue.remove(goalId).catch(() => 0);
         // Announced before the status is read: a read Redis does not answer loses nothing.
         await this.announceEnd(goalId, writtenEnd(goalId, "cancelled", unstarted));

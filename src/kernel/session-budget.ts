@@ -22,9 +22,10 @@
 //
 // In cluster mode (cluster/goal-submit.ts) the goal may run on another node, and a remote
 // node cannot hold this node's ledger: the share is carved the same way at submit
-// (clusterHoldOf) but never comes back while the session lives (the goal is charged it in
-// full), and it caps the job's manifest budget.max_tokens, which lowers the goal's cap on
-// the node that runs it.
+// (clusterHoldOf) and it caps the job's manifest budget.max_tokens, which lowers the goal's
+// cap on the node that runs it. It comes back while the session lives only when the goal is
+// cancelled before it started (returnUnspentClusterShare): the node that ran a goal knows what
+// it spent, not this one, so a goal that ran is charged its share in full.
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AuditLog } from "../security/audit.js";
@@ -46,6 +47,16 @@ export function holdAccountOf(goalId: string): string {
  */
 export function clusterHoldOf(goalId: string): string {
   return `job:${goalId}`;
+}
+
+/**
+ * In cluster mode, a goal that ended before any model call of it started (cancelled while
+ * queued) spent nothing: its whole share returns to the session, when the share is held here
+ * (this node took the submit) and still open (the session lives).
+ */
+export function returnUnspentClusterShare(budget: BudgetLedger, goalId: string): void {
+  const share = budget.find(clusterHoldOf(goalId));
+  if (share !== undefined && !share.closed) budget.close(share.id);
 }
 
 /** The goal whose cluster share `accountId` is (clusterHoldOf), or undefined for any other account. */

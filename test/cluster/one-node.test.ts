@@ -127,6 +127,37 @@ describe("a goal an MCP session submitted", () => {
     await c.call("session.close", { session_id });
   }, 60_000);
 
+  it("gives its whole share back to the session when it is cancelled still queued", async () => {
+    for (const m of ["share-busy-0", "share-busy-1"]) server.script(forGoal(m), [turn.hang()]);
+    const c = await node.client();
+    const busy: string[] = [];
+    for (const m of ["share-busy-0", "share-busy-1"])
+      busy.push((await c.call("goal.submit", { goal: `run ${m}`, manifest: manifest() })).goal_id);
+    await until(() => (server.requestsMatching(forGoal("share-busy-")).length === 2 ? true : undefined));
+    const { session_id } = await c.call("session.open", {
+      client: "cluster test",
+      manifest: { name: "small-session", system_prompt: "An MCP session.", budget: { max_tokens: 100_000 } },
+    });
+    const submit = () =>
+      c.call("goal.submit", {
+        goal: "run share-queued",
+        manifest: `${manifest()}budget: { max_tokens: 60000 }\n`,
+        session_id,
+      });
+    const { goal_id } = await submit();
+    expect((await c.call("goal.cancel", { goal_id })).state).toBe("cancelled");
+    // It never started, so it spent nothing: 100000 are left again, and another 60000 fits.
+    const again = await submit().then(
+      (r) => r.goal_id,
+      (e: AidoRpcError) => e.message,
+    );
+    expect(again, "the share of a goal cancelled while queued never came back").toMatch(/^g_/);
+    await c.call("session.close", { session_id });
+    for (const id of busy) await c.call("goal.cancel", { goal_id: id });
+    for (const id of [...busy, again])
+      expect((await c.call("goal.wait", { goal_id: id, timeout_ms: 20_000 })).state).toBe("cancelled");
+  }, 90_000);
+
   it("ends cancelled with the session: running and queued, the reason naming the session; one that ended stays", async () => {
     server.script(forGoal("session-done"), [turn.text("done session-done")]);
     for (const m of ["session-run-0", "session-run-1", "session-queued"])
