@@ -44,7 +44,8 @@ export function auditRefusal(ctx: Pick<NodeContext, "rt" | "config">, type: stri
 }
 
 export type Command =
-  | { type: "goal.cancel"; goal_id: string }
+  /** `reason`: why, when the cancel says (the end of the MCP session that submitted it), kept as the goal's error. */
+  | { type: "goal.cancel"; goal_id: string; reason?: string }
   | { type: "agent.list"; goal_id: string; include_stopped: boolean }
   | { type: "audit.query"; query: AuditQuery & { goal_id: string } }
   | { type: "approval.respond"; id: string; decision: ApprovalDecision; via: string }

@@ -101,7 +101,7 @@ const CANCEL_QUEUED = `
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'missing'} end
 if st == 'queued' then
-  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'error', 'cancelled before it started', 'finished_at', ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'error', ARGV[3], 'finished_at', ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[2])
   return {'cancelled'}
 end
@@ -257,6 +257,7 @@ export class GoalMirror {
 
   async cancelQueued(
     goalId: string,
+    reason = "cancelled before it started",
     now = Date.now(),
   ): Promise<
     { kind: "cancelled" } | { kind: "missing" } | { kind: "running"; owner: string } | { kind: "ended" }
@@ -267,6 +268,7 @@ export class GoalMirror {
       RedisKeys.goal(goalId),
       String(now),
       String(ENDED_TTL_SECONDS),
+      reason,
     )) as string[];
     if (r[0] === "cancelled") return { kind: "cancelled" };
     if (r[0] === "missing") return { kind: "missing" };

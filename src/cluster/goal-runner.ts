@@ -20,6 +20,7 @@ import type { Job } from "bullmq";
 import { withoutConfigSecrets } from "../config-secrets.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import { returnUnspentClusterShare } from "../kernel/session-budget.js";
 import type { SubmittedBy } from "../security/approval-project.js";
 import type { ApprovalDrops } from "./approval-drops.js";
 import { CancelMarks } from "./cancel-marks.js";
@@ -334,7 +335,7 @@ export class ClusterGoalRunner {
    * "handled": cancelled here, or it ended here already; "elsewhere": it is not this node's
    * any more (given back and taken by another node), so the caller looks again.
    */
-  async cancel(goalId: string): Promise<"handled" | "elsewhere"> {
+  async cancel(goalId: string, why?: string): Promise<"handled" | "elsewhere"> {
     let local: GoalStatus | undefined;
     try {
       local = this.rt.goals.status(goalId);
@@ -348,7 +349,7 @@ export class ClusterGoalRunner {
       this.rt.goals.endedByClose(goalId);
     if (local !== undefined && !givingBack) {
       // In this Runtime: it ends cancelled and its end is written as any end (or it ended).
-      this.rt.goals.cancel(goalId);
+      this.rt.goals.cancel(goalId, why);
       return "handled";
     }
     // Not in this Runtime yet (claimed, its inputs being unpacked, or the claim's answer not
@@ -358,7 +359,7 @@ export class ClusterGoalRunner {
     // The mark first, in this turn, so that runHere and giveBack wait for what the Redis
     // write below meets.
     const settle = this.marks.begin(goalId);
-    const reason = "cancelled before it started";
+    const reason = why ?? "cancelled before it started";
     let r: Awaited<ReturnType<typeof this.mirror.cancelUnstarted>>;
     try {
       r = await this.mirror.cancelUnstarted(goalId, this.identity.nodeId, reason);
@@ -368,6 +369,8 @@ export class ClusterGoalRunner {
     }
     if (r === "cancelled") {
       settle(true);
+      // No model call of it started: its share, if its session is on this node, comes back whole.
+      returnUnspentClusterShare(this.rt.budget, goalId);
       // Written: announced even when its entry is refused (thrown after), else no follower
       // of the goal ever saw it end.
       try {

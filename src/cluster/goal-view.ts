@@ -8,9 +8,14 @@
 // routed to it.
 
 import type { Queue } from "bullmq";
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import type { AgentSummary } from "../kernel/registry.js";
+import {
+  goalOfClusterHold,
+  returnUnspentClusterShare,
+  type SessionAccount,
+} from "../kernel/session-budget.js";
 import type { ApprovalDecision } from "../security/approvals.js";
 import type { AuditEntry } from "../security/audit-events.js";
 import type { AuditQuery } from "../security/audit-query.js";
@@ -42,6 +47,8 @@ const WAIT_POLL_MS = 200;
 const DEFAULT_LIST_LIMIT = 1000;
 /** How long a routed command (cancel, approval answer) waits for the owner. */
 const COMMAND_TIMEOUT_MS = 10_000;
+/** The longest reason a routed cancel carries to the goal's error. */
+const MAX_CANCEL_REASON = 500;
 /** How many times goal.cancel looks a goal up again when it changed hands meanwhile. */
 const CANCEL_LOOKUPS = 3;
 /** What a routed approval answer's decided_by may be: the node it came through (respond()). */
@@ -84,7 +91,7 @@ export class ClusterGoals {
     private readonly ctx: NodeContext,
     private readonly queue: Queue<GoalJob>,
     /** The cancel of a goal whose hash says this node runs it (ClusterGoalRunner.cancel). */
-    private readonly cancelOwn: (goalId: string) => Promise<"handled" | "elsewhere">,
+    private readonly cancelOwn: (goalId: string, reason?: string) => Promise<"handled" | "elsewhere">,
     /** Announce an end this node wrote, retried while Redis refuses it (ClusterGoalRunner.announceEnd). */
     private readonly announceEnd: (goalId: string, end: GoalStatus) => Promise<void>,
     /** When Redis last took this node's heartbeat (NodeHeartbeat.lastBeat): its lease runs from there. */
@@ -276,10 +283,10 @@ export class ClusterGoals {
    * goal.cancel (and a cancel another node routed here): a queued goal ends here; a running
    * one is cancelled by its owner, whatever stage it is at there (ClusterGoalRunner.cancel).
    * A goal that changed hands meanwhile (given back and taken by another node) is looked up
-   * again, a few times at most.
+   * again, a few times at most. `reason`, when given, is the goal's error wherever it ends.
    */
-  async cancel(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
-    const p = this.cancelOnce(goalId);
+  async cancel(goalId: string, reason?: string): Promise<ClusterGoalStatus | GoalStatus> {
+    const p = this.cancelOnce(goalId, reason);
     this.cancelling.add(p);
     try {
       return await p;
@@ -288,16 +295,38 @@ export class ClusterGoals {
     }
   }
 
+  /**
+   * The MCP session `session` (open on this node) ended with `reason`: each goal it submitted
+   * here (its share's account `job:<goal>` under the session's, closed with it) is cancelled
+   * through the cluster's cancel path, the reason naming the session: a queued one ends in
+   * Redis, a running one is ended by the node that runs it. One that ended already is left as
+   * it ended (the cancel finds it ended), and one whose record expired is not looked for.
+   */
+  cancelSessionGoals(session: SessionAccount, reason: string): void {
+    const why = `the MCP session ${session.session_id} that submitted it ended (${reason})`;
+    for (const share of this.rt.budget.childrenOf(session.account, true)) {
+      const goalId = goalOfClusterHold(share.id);
+      if (goalId === undefined) continue;
+      this.cancel(goalId, why).catch((e) => {
+        if (e instanceof AidoError && e.code === ErrorCode.notFound) return;
+        this.log(
+          `cluster: cancelling goal ${goalId} of ended session ${session.session_id} failed: ${errorMessage(e)}`,
+        );
+      });
+    }
+  }
+
   /** Resolves once the cancels under way have their answer (a leaving node waits for them). */
   async cancelsAnswered(): Promise<void> {
     await Promise.allSettled([...this.cancelling]);
   }
 
-  private async cancelOnce(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
+  private async cancelOnce(goalId: string, reason?: string): Promise<ClusterGoalStatus | GoalStatus> {
+    const unstarted = reason ?? "cancelled before it started";
     for (let attempt = 0; ; attempt++) {
       let r: Awaited<ReturnType<typeof this.mirror.cancelQueued>>;
       try {
-        r = await readMirror(() => this.mirror.cancelQueued(goalId));
+        r = await readMirror(() => this.mirror.cancelQueued(goalId, unstarted));
       } catch (e) {
         // Redis away, and the goal runs in this Runtime: the person's cancel is not refused for
         // that while this node's lease runs (no other node may take the goal over before it
@@ -318,13 +347,15 @@ export class ClusterGoals {
             { redis },
           );
         }
-        return { ...this.rt.goals.cancel(goalId), node: this.identity.nodeId };
+        return { ...this.rt.goals.cancel(goalId, reason), node: this.identity.nodeId };
       }
-      if (r.kind === "missing") return this.rt.goals.cancel(goalId);
+      if (r.kind === "missing") return this.rt.goals.cancel(goalId, reason);
       if (r.kind === "cancelled") {
+        // It never started: it spent nothing of the share its session was charged, if here.
+        returnUnspentClusterShare(this.rt.budget, goalId);
         await this.queue.remove(goalId).catch(() => 0);
         // Announced before the status is read: a read Redis does not answer loses nothing.
-        await this.announceEnd(goalId, writtenEnd(goalId, "cancelled", "cancelled before it started"));
+        await this.announceEnd(goalId, writtenEnd(goalId, "cancelled", unstarted));
         return this.status(goalId);
       }
       if (r.kind !== "running") return this.status(goalId);
@@ -332,7 +363,7 @@ export class ClusterGoals {
         try {
           return (await this.sender.send(
             r.owner,
-            { type: "goal.cancel", goal_id: goalId },
+            { type: "goal.cancel", goal_id: goalId, ...(reason !== undefined ? { reason } : {}) },
             COMMAND_TIMEOUT_MS,
           )) as ClusterGoalStatus;
         } catch (e) {
@@ -348,7 +379,7 @@ export class ClusterGoals {
           continue;
         }
       }
-      if ((await this.cancelOwn(goalId)) === "handled" || attempt >= CANCEL_LOOKUPS)
+      if ((await this.cancelOwn(goalId, reason)) === "handled" || attempt >= CANCEL_LOOKUPS)
         return this.status(goalId);
     }
   }
@@ -420,7 +451,12 @@ export class ClusterGoals {
 
   async handleCommand(c: Command): Promise<unknown> {
     // Looked up again here: the goal may not be in this Runtime yet, or may have moved on.
-    if (c.type === "goal.cancel") return this.cancel(c.goal_id);
+    // Whoever writes to Redis can put a command here: a reason is taken only as bounded text.
+    if (c.type === "goal.cancel")
+      return this.cancel(
+        c.goal_id,
+        typeof c.reason === "string" ? c.reason.slice(0, MAX_CANCEL_REASON) : undefined,
+      );
     if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
     // Reads of one goal's records. Whoever writes to Redis can put a command here: the goal is
     // required (never every goal's), the fields taken only as what they must be.

@@ -97,6 +97,8 @@ export class ClusterNode implements Liveness {
   /** Since when the node's Redis connection has been up (undefined while it is down). */
   private readySince: number | undefined;
   private stopped = false;
+  /** Stops cancelling the cluster goals of the MCP sessions that end on this node. */
+  private unsubscribeSessions: () => void = () => {};
   /** Whether the node may take its goals as still its own, and what waits until it may (goal-hold.ts). */
   private readonly hold: GoalHold;
 
@@ -110,7 +112,7 @@ export class ClusterNode implements Liveness {
     this.goals = new ClusterGoals(
       ctx,
       queue,
-      (goalId) => this.runner.cancel(goalId),
+      (goalId, reason) => this.runner.cancel(goalId, reason),
       (goalId, end) => this.runner.announceEnd(goalId, end),
       () => this.beats.lastBeat,
     );
@@ -212,6 +214,9 @@ export class ClusterNode implements Liveness {
       );
     }
     node.run();
+    // A session's end fails its goals on a lone daemon; here they may be queued in Redis or
+    // running on another node, so they are cancelled through the cluster (ClusterGoals).
+    node.unsubscribeSessions = rt.sessions.whenEnded((s, reason) => node.goals.cancelSessionGoals(s, reason));
     rt.audit.record("cluster.joined", {
       node_id: node.identity.nodeId,
       key_id: node.identity.keyId,
@@ -342,6 +347,7 @@ export class ClusterNode implements Liveness {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.unsubscribeSessions();
     clearInterval(this.heartbeat);
     this.hold.stop();
     this.owned?.stop();

@@ -7,8 +7,8 @@
 // goal is the session's, not the user's (submittedByOf): recorded on its row as submitted_by.
 
 import type { Config } from "../config.js";
-import { errorMessage } from "../errors.js";
-import { narrowToReach, requireWithinReach } from "../kernel/goal-reach.js";
+import { AidoError, errorMessage } from "../errors.js";
+import { narrowToReach, requireWithinReach, type SessionReach } from "../kernel/goal-reach.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
 import type { SubmittedBy } from "../security/approval-project.js";
@@ -45,7 +45,7 @@ export interface SubmitContext {
  * session is not_found, naming it.
  */
 export function goalManifest(p: { manifest?: unknown; session_id?: string }, ctx: SubmitContext): unknown {
-  const reach = p.session_id === undefined ? undefined : ctx.rt.sessions.reachOf(p.session_id);
+  const reach = p.session_id === undefined ? undefined : openSessionReach(p.session_id, ctx);
   if (p.manifest === undefined) {
     if (reach === undefined) return undefined;
     return manifestAsValue(narrowToReach(loadManifestFile(bootstrapManifestPath(ctx.config)), reach));
@@ -59,6 +59,21 @@ export function goalManifest(p: { manifest?: unknown; session_id?: string }, ctx
     throw e;
   }
   return value;
+}
+
+/**
+ * The reach of the session a goal.submit names. One that is not open (it ended, or never
+ * was) is refused not_found and audited as goal.refused naming it: a client that kept an
+ * ended session's id must not have its submits refused unseen.
+ */
+function openSessionReach(sessionId: string, ctx: SubmitContext): SessionReach {
+  try {
+    return ctx.rt.sessions.reachOf(sessionId);
+  } catch (e) {
+    const reason = `session_id: ${errorMessage(e)}; a goal of an MCP session is submitted while the session is open`;
+    ctx.rt.audit.record("goal.refused", { field: "session_id", reason, session_id: sessionId });
+    throw e instanceof AidoError ? new AidoError(e.code, reason, { ...e.details, field: "session_id" }) : e;
+  }
 }
 
 /**

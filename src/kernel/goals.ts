@@ -90,6 +90,8 @@ interface LiveGoal extends IntentHolder {
   /** Why the goal must end failed (goal cap, sandbox TTL); the first reason wins. */
   failure?: string;
   cancelRequested: boolean;
+  /** Why it was cancelled, when a cancel said (the end of the MCP session that submitted it); else "goal cancelled". */
+  cancelReason?: string;
   /** Why the goal was told to stop, once it was; arms `grace`. */
   stopping?: string;
   grace?: NodeJS.Timeout;
@@ -235,15 +237,18 @@ export class GoalRunner {
     return this.status(id);
   }
 
-  /** Cancel a queued goal, or stop a running one's agents (the goal ends cancelled). */
-  cancel(id: string): GoalStatus {
+  /** Cancel a queued goal, or stop a running one's agents (the goal ends cancelled, with `reason` when given). */
+  cancel(id: string, reason?: string): GoalStatus {
     const row = this.store.row(id);
     if (row.state === "queued") {
-      this.finish(id, "cancelled", { error: "cancelled before it started" });
+      this.finish(id, "cancelled", { error: reason ?? "cancelled before it started" });
     } else if (row.state === "running") {
       const g = this.live.get(id);
-      if (g) g.cancelRequested = true;
-      this.stopLive(id, "goal cancelled");
+      if (g) {
+        g.cancelRequested = true;
+        g.cancelReason ??= reason;
+      }
+      this.stopLive(id, reason ?? "goal cancelled");
     }
     return this.status(id);
   }
@@ -366,7 +371,7 @@ export class GoalRunner {
     let failure: unknown;
     try {
       const { agent, message } = await startGoal(deps, row, g, this.live.values(), this.store);
-      if (g.cancelRequested) throw new AidoError(ErrorCode.cancelled, "goal cancelled", {});
+      if (g.cancelRequested) throw new AidoError(ErrorCode.cancelled, g.cancelReason ?? "goal cancelled", {});
       result = await deps.runner.run(agent, message);
     } catch (e) {
       failure = e;
@@ -381,7 +386,7 @@ export class GoalRunner {
     }
     this.closeRoot(id);
     await this.deps.retireSandbox(id);
-    if (g.cancelRequested) this.finish(id, "cancelled", { error: "goal cancelled" });
+    if (g.cancelRequested) this.finish(id, "cancelled", { error: g.cancelReason ?? "goal cancelled" });
     else if (g.failure) this.finish(id, "failed", { error: g.failure });
     else if (failure !== undefined) this.finish(id, "failed", { error: errorMessage(failure) });
     else if (result && result.stopReason === "complete")
@@ -421,7 +426,8 @@ export class GoalRunner {
     try {
       this.closeRoot(id);
       await this.deps.retireSandbox(id);
-      if (g.cancelRequested) this.finish(id, "cancelled", { error: `goal cancelled (${why})` });
+      if (g.cancelRequested)
+        this.finish(id, "cancelled", { error: `${g.cancelReason ?? "goal cancelled"} (${why})` });
       else this.finish(id, "failed", { error: g.failure ? `${g.failure} (${why})` : why });
     } finally {
       g.markEnded();

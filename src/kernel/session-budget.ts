@@ -7,9 +7,10 @@
 // session's agent, kernel/sessions.ts) as a hold account `hold:<goal id>` under it, in the
 // ledger's transaction that reads what is left, so two submits can never take the same
 // tokens. The share is the goal's requested budget.max_tokens (its manifest's) when it asks
-// for one, else half of what the session has left; never more than limits.goal_max_tokens.
-// A request larger than what is left, or a default share below MIN_DEFAULT_SHARE, is
-// refused (budget_exceeded), audited as goal.refused with the session's id.
+// for one, else half of what the session has left but at least MIN_DEFAULT_SHARE (or
+// limits.goal_max_tokens when that is lower); never more than limits.goal_max_tokens. A
+// share larger than what is left is refused (budget_exceeded), audited as goal.refused
+// with the session's id.
 //
 // At start the goal's root account opens inside the hold (its cap lowered to the share):
 // every charge of the goal reaches the session's account. At the goal's end, whatever it
@@ -21,9 +22,10 @@
 //
 // In cluster mode (cluster/goal-submit.ts) the goal may run on another node, and a remote
 // node cannot hold this node's ledger: the share is carved the same way at submit
-// (clusterHoldOf) but never comes back while the session lives (the goal is charged it in
-// full), and it caps the job's manifest budget.max_tokens, which lowers the goal's cap on
-// the node that runs it.
+// (clusterHoldOf) and it caps the job's manifest budget.max_tokens, which lowers the goal's
+// cap on the node that runs it. It comes back while the session lives only when the goal is
+// cancelled before it started (returnUnspentClusterShare): the node that ran a goal knows what
+// it spent, not this one, so a goal that ran is charged its share in full.
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AuditLog } from "../security/audit.js";
@@ -45,6 +47,21 @@ export function holdAccountOf(goalId: string): string {
  */
 export function clusterHoldOf(goalId: string): string {
   return `job:${goalId}`;
+}
+
+/**
+ * In cluster mode, a goal that ended before any model call of it started (cancelled while
+ * queued) spent nothing: its whole share returns to the session, when the share is held here
+ * (this node took the submit) and still open (the session lives).
+ */
+export function returnUnspentClusterShare(budget: BudgetLedger, goalId: string): void {
+  const share = budget.find(clusterHoldOf(goalId));
+  if (share !== undefined && !share.closed) budget.close(share.id);
+}
+
+/** The goal whose cluster share `accountId` is (clusterHoldOf), or undefined for any other account. */
+export function goalOfClusterHold(accountId: string): string | undefined {
+  return accountId.startsWith("job:") ? accountId.slice("job:".length) : undefined;
 }
 
 /** An open session's budget, as goal.submit needs it. */
@@ -74,12 +91,14 @@ export function carveSessionShare(
 ): number {
   const { budget } = deps;
   const account = budget.get(session.account);
+  // An operator's goal_max_tokens below MIN_DEFAULT_SHARE is the least a default share is:
+  // else every goal naming no budget was refused, its share never reaching the minimum.
+  const floor = Math.min(MIN_DEFAULT_SHARE, deps.goalMaxTokens);
   // One transaction: what is left is read where the hold takes it (open() checks the room again).
   const carved = budget.atomically(() => {
     const left = budget.available(session.account);
-    const share = Math.min(asked ?? Math.floor(left / 2), deps.goalMaxTokens);
-    const short = asked !== undefined ? share > left : share < MIN_DEFAULT_SHARE;
-    if (short || share <= 0) return { left };
+    const share = Math.min(asked ?? Math.max(Math.floor(left / 2), floor), deps.goalMaxTokens);
+    if (share > left || share <= 0) return { left };
     budget.open(holdId, { goalId: account.goal_id, limit: share, parentId: session.account });
     return { left, share };
   });
@@ -87,14 +106,14 @@ export function carveSessionShare(
   const want =
     asked !== undefined
       ? `the goal asks for ${asked} (its manifest's budget.max_tokens)`
-      : `a goal that names no budget.max_tokens asks for half of what is left, at least ${MIN_DEFAULT_SHARE}`;
+      : `a goal that names no budget.max_tokens asks for half of what is left, at least ${floor}`;
   const reason = `MCP session ${session.session_id} cannot cover this goal: its budget is ${account.limit_tokens} tokens, ${carved.left} left; ${want}. What its goals leave unspent comes back when they end; wait for one, or ask for less`;
   deps.audit.record("goal.refused", { field: "budget", reason, session_id: session.session_id });
   throw new AidoError(ErrorCode.budgetExceeded, reason, {
     session_id: session.session_id,
     limit: account.limit_tokens,
     left: carved.left,
-    requested: asked ?? Math.floor(carved.left / 2),
+    requested: asked ?? Math.min(Math.max(Math.floor(carved.left / 2), floor), deps.goalMaxTokens),
   });
 }
 

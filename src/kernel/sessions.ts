@@ -12,7 +12,8 @@
 // on that agent's agent.stopped event the container is removed, setuid/setgid bits are
 // cleared in the host folder too, the bind is dropped and session.closed is audited. The
 // host folder stays as the session left it, and the goals it submitted that have not ended
-// fail (their shares of its budget closed with its account: session-budget.ts). The agent
+// fail (their shares of its budget closed with its account: session-budget.ts); in cluster
+// mode those queued in Redis or running on another node are cancelled (whenEnded). The agent
 // never calls a model (the MCP client's model acts through it), so a session needs no
 // provider key. Sessions live in memory: after a restart the registry stops their
 // (on-demand) agents and the sweeper removes their containers.
@@ -110,6 +111,8 @@ export class Sessions {
   /** The folder and project of each bound session's pseudo-goal, as it opened: what its Allow Always answers bind to. */
   private readonly projects = new Map<string, { path: string; opened: ProjectBinding }>();
   private readonly unsubscribe: () => void;
+  /** Told of each session's end after `ended` (a cluster node cancels the goals it queued for the session). */
+  private readonly endListeners = new Set<(session: SessionAccount, reason: string) => void>();
 
   constructor(private readonly deps: SessionsDeps) {
     this.unsubscribe = deps.events.subscribe({ types: ["agent.stopped"] }, (ev) => {
@@ -282,6 +285,15 @@ export class Sessions {
     return this.goals.has(goalId);
   }
 
+  /**
+   * Be told of each session's end (its account closed already), after the local goals it
+   * submitted failed: cluster/node.ts cancels those it queued in the cluster. Returns the unsubscribe.
+   */
+  whenEnded(listener: (session: SessionAccount, reason: string) => void): () => void {
+    this.endListeners.add(listener);
+    return () => this.endListeners.delete(listener);
+  }
+
   /** Wait until every session that is ending has ended (runtime close). */
   async settled(): Promise<void> {
     while (this.ending.size > 0) await Promise.all([...this.ending]);
@@ -295,10 +307,13 @@ export class Sessions {
     const s = session.info;
     this.byId.delete(s.session_id);
     this.byAgent.delete(s.agent_id);
-    try {
-      this.deps.ended?.({ session_id: s.session_id, account: session.account }, reason);
-    } catch (e) {
-      this.deps.log(`failing the goals of session ${s.session_id} failed: ${errorMessage(e)}`);
+    const account: SessionAccount = { session_id: s.session_id, account: session.account };
+    for (const ended of [this.deps.ended, ...this.endListeners]) {
+      try {
+        ended?.(account, reason);
+      } catch (e) {
+        this.deps.log(`ending the goals of session ${s.session_id} failed: ${errorMessage(e)}`);
+      }
     }
     const p = (async () => {
       try {

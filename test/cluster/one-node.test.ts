@@ -126,6 +126,75 @@ describe("a goal an MCP session submitted", () => {
     );
     await c.call("session.close", { session_id });
   }, 60_000);
+
+  it("gives its whole share back to the session when it is cancelled still queued", async () => {
+    for (const m of ["share-busy-0", "share-busy-1"]) server.script(forGoal(m), [turn.hang()]);
+    const c = await node.client();
+    const busy: string[] = [];
+    for (const m of ["share-busy-0", "share-busy-1"])
+      busy.push((await c.call("goal.submit", { goal: `run ${m}`, manifest: manifest() })).goal_id);
+    await until(() => (server.requestsMatching(forGoal("share-busy-")).length === 2 ? true : undefined));
+    const { session_id } = await c.call("session.open", {
+      client: "cluster test",
+      manifest: { name: "small-session", system_prompt: "An MCP session.", budget: { max_tokens: 100_000 } },
+    });
+    const submit = () =>
+      c.call("goal.submit", {
+        goal: "run share-queued",
+        manifest: `${manifest()}budget: { max_tokens: 60000 }\n`,
+        session_id,
+      });
+    const { goal_id } = await submit();
+    expect((await c.call("goal.cancel", { goal_id })).state).toBe("cancelled");
+    // It never started, so it spent nothing: 100000 are left again, and another 60000 fits.
+    const again = await submit().then(
+      (r) => r.goal_id,
+      (e: AidoRpcError) => e.message,
+    );
+    expect(again, "the share of a goal cancelled while queued never came back").toMatch(/^g_/);
+    await c.call("session.close", { session_id });
+    for (const id of busy) await c.call("goal.cancel", { goal_id: id });
+    for (const id of [...busy, again])
+      expect((await c.call("goal.wait", { goal_id: id, timeout_ms: 20_000 })).state).toBe("cancelled");
+  }, 90_000);
+
+  it("ends cancelled with the session: running and queued, the reason naming the session; one that ended stays", async () => {
+    server.script(forGoal("session-done"), [turn.text("done session-done")]);
+    for (const m of ["session-run-0", "session-run-1", "session-queued"])
+      server.script(forGoal(m), [turn.hang()]);
+    const c = await node.client();
+    const { session_id } = await c.call("session.open", {
+      client: "cluster test",
+      manifest: { name: "ending-session", system_prompt: "An MCP session.", budget: { max_tokens: 100_000 } },
+    });
+    const submit = async (m: string) =>
+      (
+        await c.call("goal.submit", {
+          goal: `run ${m}`,
+          manifest: `${manifest()}budget: { max_tokens: 20000 }\n`,
+          session_id,
+        })
+      ).goal_id;
+    const done = await submit("session-done");
+    expect((await c.call("goal.wait", { goal_id: done, timeout_ms: 15_000 })).state).toBe("succeeded");
+    // Both slots taken by the session's goals; its third waits in Redis's queue.
+    const running = [await submit("session-run-0"), await submit("session-run-1")];
+    await until(() => (server.requestsMatching(forGoal("session-run-")).length === 2 ? true : undefined));
+    const queued = await submit("session-queued");
+    expect((await c.call("goal.status", { goal_id: queued })).state).toBe("queued");
+
+    await c.call("session.close", { session_id });
+    const why = `the MCP session ${session_id} that submitted it ended (closed over the socket (session.close))`;
+    for (const goal_id of [...running, queued]) {
+      const end = await c.call("goal.wait", { goal_id, timeout_ms: 20_000 });
+      expect(end.state, `goal ${goal_id} ran on after its session ended`).toBe("cancelled");
+      expect(end.error).toContain(why);
+    }
+    expect((await c.call("goal.status", { goal_id: done })).state).toBe("succeeded");
+    // Its job is gone: slots are free again, and it never reaches a model.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(server.requestsMatching(forGoal("session-queued"))).toEqual([]);
+  }, 90_000);
 });
 
 describe("commands written by an attacker", () => {

@@ -158,7 +158,9 @@ describe("aido_submit is held to the session's reach", () => {
     // A session that is not open is named, not ignored.
     const e = await rpcError(c.call("goal.submit", { goal: "x", manifest: leaky, session_id: "mcp_nope" }));
     expect(e.rpcCode).toBe(-32003);
-    expect(e.message).toBe("no open session mcp_nope");
+    expect(e.message).toBe(
+      "session_id: no open session mcp_nope; a goal of an MCP session is submitted while the session is open",
+    );
   });
 
   it("narrows the default bootstrap: its child asking for network is refused at spawn", async () => {

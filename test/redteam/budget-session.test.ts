@@ -179,6 +179,43 @@ describe("an MCP session's budget", () => {
     }
   }, 180_000);
 
+  it("gives a goal naming no budget a share of limits.goal_max_tokens when that is below 4096", async () => {
+    home = makeTempHome();
+    writeFileSync(join(home.dir, "config.yaml"), "limits:\n  goal_max_tokens: 2000\n");
+    await startDaemonChild(home, server);
+    const c = await connect(home);
+    server.script('manifest "small-goal"', [turn.text("small done")]);
+    const sessionId = await openSession(c);
+    // Every such goal was refused: its share (at most 2000) never reached the 4096 floor.
+    const submitted = await c
+      .call("goal.submit", { goal: "a small goal", manifest: manifest("small-goal"), session_id: sessionId })
+      .then(
+        (r) => r.goal_id,
+        (e: AidoRpcError) => e.message,
+      );
+    expect(submitted, "a session goal naming no budget was refused").toMatch(/^g_/);
+    const entry = (await c.call("audit.query", { goal_id: submitted, kind: "goal.submitted" })).entries[0];
+    expect((entry?.payload as { session_share?: number } | undefined)?.session_share).toBe(2000);
+  }, 120_000);
+
+  it("refuses, audited, a goal submitted under its id after it ended", async () => {
+    const { c } = await daemon();
+    const sessionId = await openSession(c);
+    await c.call("session.close", { session_id: sessionId });
+    // A client that kept the ended session's id submits under it: refused, not found, and audited.
+    const err = (await c.call("goal.submit", { goal: "spend a gone session", session_id: sessionId }).then(
+      () => undefined,
+      (e: AidoRpcError) => e,
+    )) as AidoRpcError | undefined;
+    expect(err?.rpcCode, "a submit under an ended session's id was accepted").toBe(-32003);
+    expect(err?.message).toContain(`session_id: no open session ${sessionId}`);
+    const refused = (await c.call("audit.query", { kind: "goal.refused", limit: 10 })).entries;
+    expect(refused.map((e) => e.payload)).toEqual([
+      expect.objectContaining({ field: "session_id", session_id: sessionId, reason: err?.message }),
+    ]);
+    expect(server.requestsMatching("spend a gone session")).toHaveLength(0);
+  }, 120_000);
+
   it("does not let a goal it left queued start after the daemon was killed", async () => {
     const { h, c, d: daemonOne } = await daemon();
     const blocker = server.script('manifest "blocker"', [turn.hang()]);
