@@ -14,25 +14,11 @@ import { MIN_SECRET_LENGTH } from "../../src/security/blank-secrets.js";
 import { type DaemonFixture, manifest, rpcError } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { resultBefore, startGoalDaemon } from "./goal-daemon.js";
+import { piecesOf, resultBefore, startGoalDaemon } from "./goal-daemon.js";
 
 let server: ProviderServer;
 let fx: DaemonFixture;
 let c: AidoClient;
-
-/**
- * Every piece of `secret` MIN_SECRET_LENGTH + 4 characters long, at every offset. Not the
- * shortest piece the blanking removes (MIN_SECRET_LENGTH): a 4-character piece of a random
- * base64url password turns up by chance in what the test searches, the audit's hashes and
- * ids and its English (one password in eleven against 80,000 hex characters), and the test
- * failed now and then with nothing leaked. Cuts inside a password are test/egress/file-secrets'.
- */
-function piecesOf(secret: string): string[] {
-  const n = MIN_SECRET_LENGTH + 4;
-  const pieces: string[] = [];
-  for (let i = 0; i + n <= secret.length; i++) pieces.push(secret.slice(i, i + n));
-  return pieces;
-}
 
 beforeAll(async () => {
   requireDocker();

@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import type { RuntimeEventParams } from "../../src/client/types.js";
 import { MIN_SECRET_LENGTH } from "../../src/security/blank-secrets.js";
-import { type DaemonFixture, manifest, rpcError, startFixture } from "../daemon/fixture.js";
+import { type DaemonFixture, manifest, rpcError } from "../daemon/fixture.js";
+import { piecesOf, startGoalDaemon } from "../egress/goal-daemon.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
 
@@ -31,14 +32,6 @@ interface Asked {
   summary: string;
   target: string;
   scope_key: string;
-}
-
-/** Every piece of `secret` one longer than a piece that may be left (MIN_SECRET_LENGTH - 1). */
-function piecesOf(secret: string): string[] {
-  const pieces: string[] = [];
-  for (let i = 0; i + MIN_SECRET_LENGTH <= secret.length; i++)
-    pieces.push(secret.slice(i, i + MIN_SECRET_LENGTH));
-  return pieces;
 }
 
 /** The pending request that is not one of `seen`, once it appears; the call's error should it end first. */
@@ -68,21 +61,8 @@ async function nextRequest(seen: Set<string>, call: Promise<unknown>): Promise<A
 beforeAll(async () => {
   requireDocker();
   server = await startProviderServer();
-  fx = await startFixture(server, {
-    runtime: { backend: undefined },
-    config: (cfg) => {
-      cfg.approvals.timeoutMs = 120_000;
-      cfg.grantCeilings = [
-        [
-          "tool: *",
-          "file_read: /workspace/**",
-          "file_write: /workspace/**",
-          "exec: *",
-          "network: *:*",
-          "spawn_child: [*]",
-        ],
-      ];
-    },
+  fx = await startGoalDaemon(server, (cfg) => {
+    cfg.approvals.timeoutMs = 120_000;
   });
   c = await fx.client();
   sub = await AidoClient.subscribe(fx.home.config.socketPath, undefined, (ev) => events.push(ev));
