@@ -1,7 +1,7 @@
 // test/cluster/support/stand-in-node.ts — a cluster node in the test's process: the cluster's
 // own code (ClusterGoalRunner, JobIntake and what they own) is real, against the test's real
 // redis-server; the Runtime under it is a stand-in, only the part those paths read (its goals,
-// its audit log, its database), which each test writes for its case. With these, the
+// its audit log, its database, its budget ledger), which each test writes for its case. With these, the
 // goal-keyed Redis fixtures every such test builds: a goal claimed by a node, a job as
 // BullMQ hands it over, an approval as a node mirrors it.
 
@@ -14,6 +14,7 @@ import { ClusterGoalRunner, type GoalJob } from "../../../src/cluster/goal-runne
 import { JobIntake, type Liveness } from "../../../src/cluster/job-intake.js";
 import { type Db, openDatabase } from "../../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../../src/errors.js";
+import { BudgetLedger } from "../../../src/security/budget.js";
 
 export interface StandInOptions {
   nodeId: string;
@@ -59,8 +60,9 @@ export function noGoal(id: string): never {
 
 /** A node over a stand-in Runtime (see the header); its runner and intake are the real ones. */
 export function standInNode(opts: StandInOptions): StandInNode {
+  const db = opts.db ?? openDatabase(":memory:");
   const rt = {
-    db: opts.db ?? openDatabase(":memory:"),
+    db,
     goals: {
       closing: false,
       status: noGoal,
@@ -69,6 +71,9 @@ export function standInNode(opts: StandInOptions): StandInNode {
       ...opts.goals,
     },
     audit: { record: opts.audit ?? (() => {}) },
+    // Its own ledger: a cancel gives a session's share back (kernel/session-budget.ts); these
+    // goals were submitted under none.
+    budget: new BudgetLedger({ db }),
   };
   const logs: string[] = [];
   const ctx = {
