@@ -11,17 +11,21 @@ import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import type { SimpleCommand } from "../security/shell-analysis.js";
 import { commandName } from "../security/shell-operands.js";
-import { wholeVariable } from "./exec-known.js";
 import { MAX_VAR_CHAIN, valuesOf } from "./exec-removals.js";
 
 /**
- * A word (double quotes taken out) that starts with a positional parameter: `$1`, `${2}`,
- * `"$@"`, `${1:-x}`. Not `$0`: neither shift, set nor a function call changes it.
+ * A positional parameter anywhere in a word: `$1`, `${2}`, `"$@"`, `${1:-x}`, and inside
+ * another expansion or after a fixed part (`${d:-$1}`, `"$HOME/$1"`: with $1 empty or `..`
+ * each names the private folder; matched only at the start of the word, `f() { rm -rf
+ * "$HOME/$1"; }; f` emptied it). Not `$0`: neither shift, set nor a function call changes it.
  */
-const POSITIONAL_LEAD = /^\$(?:[1-9@*]|\{(?:[0-9]*[1-9][0-9]*|[@*])[}:#%=?+-])/;
+const POSITIONAL_IN = /(?<!\\)\$(?:[1-9@*]|\{(?:[0-9]*[1-9][0-9]*|[@*])[}:#%=?+-])/;
 
-/** A word (double quotes taken out) that starts with $OPTARG, which getopts sets. */
-const OPTARG_LEAD = /^\$(?:OPTARG(?![A-Za-z0-9_])|\{OPTARG[}:#%=?+-])/;
+/** $OPTARG, which getopts sets, anywhere in a word (`"$OPTARG"`, `"${x:-$OPTARG}"`). */
+const OPTARG_IN = /(?<!\\)\$(?:OPTARG(?![A-Za-z0-9_])|\{OPTARG[}:#%=?+-])/;
+
+/** The shell variables a word expands (`$d`, `${d:-x}`). */
+const VARIABLE_USE = /(?<!\\)\$\{?([A-Za-z_][A-Za-z0-9_]*)/g;
 
 /** Where a judged word stands, for the refusal: `argument 2 of cp` `writes`, `the cd target` `names`. */
 export interface ReboundSite {
@@ -47,13 +51,13 @@ export function refuseRebound(
   const c = analysis.commands.find(rebindsPositionals);
   const getopts = analysis.commands.find((g) => commandName(g) === "getopts");
   const fn = analysis.functions.find((f) => index === undefined || f.body.includes(index));
-  const positional = leadsWith(written, POSITIONAL_LEAD, analysis);
+  const positional = holds(written, POSITIONAL_IN, analysis);
   const why =
     c !== undefined && positional
       ? `${commandName(c)} rebinds the positional parameters at run time`
       : fn !== undefined && positional
         ? `in the function ${fn.name} the positional parameters are its arguments, known only at run time`
-        : getopts !== undefined && leadsWith(written, OPTARG_LEAD, analysis)
+        : getopts !== undefined && holds(written, OPTARG_IN, analysis)
           ? "getopts sets OPTARG at run time from the positional parameters"
           : undefined;
   if (why === undefined) return;
@@ -64,12 +68,17 @@ export function refuseRebound(
   );
 }
 
-/** Whether `written`, or a value the command gives the variable it is (`d=$1; rm -rf "$d"`), starts with `lead`. */
-function leadsWith(written: string, lead: RegExp, analysis: CommandAnalysis, depth = 0): boolean {
-  if (lead.test(written.replaceAll('"', ""))) return true;
-  const name = wholeVariable(written)?.name;
-  if (name === undefined || depth >= MAX_VAR_CHAIN) return false;
-  return valuesOf(name, analysis).some((v) => leadsWith(v, lead, analysis, depth + 1));
+/**
+ * Whether `written`, or a value the command gives a variable it expands (`d=$1; rm -rf "$d"`,
+ * `d=$1; rm -rf "$HOME/$d"`), holds `bound`.
+ */
+function holds(written: string, bound: RegExp, analysis: CommandAnalysis, depth = 0): boolean {
+  if (bound.test(written.replaceAll('"', ""))) return true;
+  if (depth >= MAX_VAR_CHAIN) return false;
+  for (const [, name] of written.matchAll(VARIABLE_USE)) {
+    if (valuesOf(name!, analysis).some((v) => holds(v, bound, analysis, depth + 1))) return true;
+  }
+  return false;
 }
 
 /** `shift`, or `set` with words after its options (`set -- a b`, `set a`; not `set -e`, `set -o pipefail`). */

@@ -100,6 +100,17 @@ describe("getopts hands a positional parameter over in OPTARG", () => {
     60_000,
   );
 
+  it.each([
+    [`sh -c 'shift; rm -rf "\${x:-$1}"' sh ${S}/nothing @P`, /shift rebinds/],
+    [`sh -c 'getopts d: o; rm -rf "\${x:-$OPTARG}"' sh -d @P`, /getopts sets OPTARG at run time/],
+  ])(
+    "refuses %s: the rebound word inside another expansion",
+    async (command, why) => {
+      await expectKept(command, why);
+    },
+    60_000,
+  );
+
   it('refuses shift; d=$1; rm -rf "$d": the variable holds a rebound parameter', async () => {
     await expectKept(
       `sh -c 'shift; d=$1; rm -rf "$d"' sh ${S}/nothing @P`,
@@ -119,6 +130,13 @@ describe("in a function, the positional parameters are its arguments", () => {
     [`f() { rm -rf "$1"; }; f @P`],
     [`sh -c 'f() { rm -rf "$1"; }; f "$2"' sh ${S}/nothing @P`],
     [`sh ${S}/fn.sh ${S}/nothing @P`],
+    // Not at the start of the word: only a word starting with one was refused, and each of
+    // these emptied the folder (Landlock kept its entry only).
+    [`f() { rm -rf "\${d:-$1}"; }; f @P`],
+    [`sh -c 'f() { rm -rf "\${d:-$1}"; }; f "$2"' sh ${S}/nothing @P`],
+    [`f() { rm -rf "$HOME/$1"; }; f`],
+    [`f() { rm -rf "$TMPDIR/$1"; }; f`],
+    [`f() { d=$1; rm -rf "$HOME/$d"; }; f`],
   ])(
     "refuses %s as unjudgeable",
     async (command) => {
