@@ -94,10 +94,12 @@ export function carveSessionShare(
   // An operator's goal_max_tokens below MIN_DEFAULT_SHARE is the least a default share is:
   // else every goal naming no budget was refused, its share never reaching the minimum.
   const floor = Math.min(MIN_DEFAULT_SHARE, deps.goalMaxTokens);
+  const shareOf = (left: number) =>
+    Math.min(asked ?? Math.max(Math.floor(left / 2), floor), deps.goalMaxTokens);
   // One transaction: what is left is read where the hold takes it (open() checks the room again).
   const carved = budget.atomically(() => {
     const left = budget.available(session.account);
-    const share = Math.min(asked ?? Math.max(Math.floor(left / 2), floor), deps.goalMaxTokens);
+    const share = shareOf(left);
     if (share > left || share <= 0) return { left };
     budget.open(holdId, { goalId: account.goal_id, limit: share, parentId: session.account });
     return { left, share };
@@ -113,7 +115,7 @@ export function carveSessionShare(
     session_id: session.session_id,
     limit: account.limit_tokens,
     left: carved.left,
-    requested: asked ?? Math.min(Math.max(Math.floor(carved.left / 2), floor), deps.goalMaxTokens),
+    requested: asked ?? shareOf(carved.left),
   });
 }
 
