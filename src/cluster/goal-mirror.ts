@@ -21,7 +21,7 @@
 // row is fresher).
 
 import type { Redis } from "ioredis";
-import type { GoalState, GoalStatus } from "../kernel/goal-store.js";
+import { type GoalState, type GoalStatus, UNSTARTED_CANCEL } from "../kernel/goal-store.js";
 import type { Usage } from "../llm/types.js";
 import { parseSubmittedBy, type SubmittedBy } from "../security/approval-project.js";
 import { ENDED_TTL_SECONDS, RedisKeys } from "./redis-keys.js";
@@ -257,7 +257,7 @@ export class GoalMirror {
 
   async cancelQueued(
     goalId: string,
-    reason = "cancelled before it started",
+    reason = UNSTARTED_CANCEL,
     now = Date.now(),
   ): Promise<
     { kind: "cancelled" } | { kind: "missing" } | { kind: "running"; owner: string } | { kind: "ended" }

@@ -19,7 +19,7 @@
 import type { Job } from "bullmq";
 import { withoutConfigSecrets } from "../config-secrets.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import { type GoalStatus, TERMINAL, UNSTARTED_CANCEL } from "../kernel/goal-store.js";
 import { returnUnspentClusterShare } from "../kernel/session-budget.js";
 import type { SubmittedBy } from "../security/approval-project.js";
 import type { ApprovalDrops } from "./approval-drops.js";
@@ -359,7 +359,7 @@ export class ClusterGoalRunner {
     // The mark first, in this turn, so that runHere and giveBack wait for what the Redis
     // write below meets.
     const settle = this.marks.begin(goalId);
-    const reason = why ?? "cancelled before it started";
+    const reason = why ?? UNSTARTED_CANCEL;
     let r: Awaited<ReturnType<typeof this.mirror.cancelUnstarted>>;
     try {
       r = await this.mirror.cancelUnstarted(goalId, this.identity.nodeId, reason);

@@ -9,7 +9,7 @@
 
 import type { Queue } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import { type GoalStatus, TERMINAL, UNSTARTED_CANCEL } from "../kernel/goal-store.js";
 import type { AgentSummary } from "../kernel/registry.js";
 import {
   goalOfClusterHold,
@@ -49,6 +49,8 @@ const DEFAULT_LIST_LIMIT = 1000;
 const COMMAND_TIMEOUT_MS = 10_000;
 /** The longest reason a routed cancel carries to the goal's error. */
 const MAX_CANCEL_REASON = 500;
+/** Control characters, which a reason read from Redis must not carry to a JSON or dashboard reader's terminal. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
 /** How many times goal.cancel looks a goal up again when it changed hands meanwhile. */
 const CANCEL_LOOKUPS = 3;
 /** What a routed approval answer's decided_by may be: the node it came through (respond()). */
@@ -322,7 +324,7 @@ export class ClusterGoals {
   }
 
   private async cancelOnce(goalId: string, reason?: string): Promise<ClusterGoalStatus | GoalStatus> {
-    const unstarted = reason ?? "cancelled before it started";
+    const unstarted = reason ?? UNSTARTED_CANCEL;
     for (let attempt = 0; ; attempt++) {
       let r: Awaited<ReturnType<typeof this.mirror.cancelQueued>>;
       try {
@@ -455,7 +457,7 @@ export class ClusterGoals {
     if (c.type === "goal.cancel")
       return this.cancel(
         c.goal_id,
-        typeof c.reason === "string" ? c.reason.slice(0, MAX_CANCEL_REASON) : undefined,
+        typeof c.reason === "string" ? c.reason.replace(CONTROL, " ").slice(0, MAX_CANCEL_REASON) : undefined,
       );
     if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
     // Reads of one goal's records. Whoever writes to Redis can put a command here: the goal is

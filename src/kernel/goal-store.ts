@@ -48,6 +48,8 @@ const MIGRATIONS = [
 
 export type GoalState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 export type GoalEnd = "succeeded" | "failed" | "cancelled";
+/** A cancelled goal's error when it ended before it started and the cancel gave no reason. */
+export const UNSTARTED_CANCEL = "cancelled before it started";
 export const TERMINAL: ReadonlySet<GoalState> = new Set(["succeeded", "failed", "cancelled"]);
 
 /** goal.status (DESIGN.md), plus when it happened and which agent ran it. */

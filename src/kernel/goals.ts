@@ -38,7 +38,14 @@ import type { EventBus } from "./events.js";
 import { admitGoal, type GoalSubmission } from "./goal-admission.js";
 import { type IntentHolder, intentAtSubmit } from "./goal-intent.js";
 import { rootAccountOf, startGoal, storedInputs } from "./goal-start.js";
-import { type GoalEnd, type GoalState, type GoalStatus, GoalStore, TERMINAL } from "./goal-store.js";
+import {
+  type GoalEnd,
+  type GoalState,
+  type GoalStatus,
+  GoalStore,
+  TERMINAL,
+  UNSTARTED_CANCEL,
+} from "./goal-store.js";
 import type { AgentRegistry } from "./registry.js";
 import {
   holdAccountOf,
@@ -241,7 +248,7 @@ export class GoalRunner {
   cancel(id: string, reason?: string): GoalStatus {
     const row = this.store.row(id);
     if (row.state === "queued") {
-      this.finish(id, "cancelled", { error: reason ?? "cancelled before it started" });
+      this.finish(id, "cancelled", { error: reason ?? UNSTARTED_CANCEL });
     } else if (row.state === "running") {
       const g = this.live.get(id);
       if (g) {
