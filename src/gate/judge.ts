@@ -19,6 +19,7 @@ import type { z } from "zod";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
+import { summaryInput } from "../security/approval-shown.js";
 import type { AskedBy } from "../security/approval-store.js";
 import type { DenyStage, GateStage } from "../security/audit-events.js";
 import { formatGrant, type Grant } from "../security/grants.js";
@@ -330,7 +331,5 @@ function parseInput<I>(tool: ToolDef<I>, raw: unknown, fail: (msg: string, field
 
 /** What the approval prompt shows of the call: inert text (a model chose the input). */
 function summarize(tool: string, input: unknown, reason?: string): string {
-  let text = JSON.stringify(input);
-  if (text.length > 300) text = `${text.slice(0, 300)}…`;
-  return inert(`${tool} ${text}${reason ? ` — ${reason}` : ""}`);
+  return inert(`${tool} ${summaryInput(input)}${reason ? ` — ${reason}` : ""}`);
 }

@@ -25,6 +25,7 @@
 import { AidoClient, type Subscription } from "../client/client.js";
 import type { WireEvent } from "../client/types.js";
 import { errorMessage } from "../errors.js";
+import { wholeInput } from "../security/approval-shown.js";
 
 export type Decision = "allow_once" | "allow_session" | "allow_always" | "deny";
 
@@ -36,6 +37,11 @@ export interface ApprovalAsk {
   covers: { allow_once: string; allow_session: string; allow_always: string };
   /** Whose call asks (the approval.requested event's submitted_by): this session's own; absent from an older daemon. */
   submitted_by?: { kind: string; session_id: string };
+  /**
+   * The request's stored input (approval.list, secrets blanked), read before the call is
+   * shown: the summary cuts it. Absent when it could not be read; the form is then not offered.
+   */
+  stored?: { input: unknown };
 }
 
 /** What one waiting call does with its approval request. */
@@ -48,12 +54,29 @@ const DECISIONS: { value: Decision; title: string }[] = [
   { value: "deny", title: "Deny" },
 ];
 
-/** The elicitation form for one request: its text says what each answer would cover. */
+/**
+ * Why a request is not asked about in a form, but left to `aido approvals`: its input could
+ * not be read, or is too long to show whole (security/approval-shown.ts); undefined: it can be.
+ */
+export function formWithheld(ask: ApprovalAsk): string | undefined {
+  if (ask.stored === undefined) return "its input could not be read to show it";
+  const whole = wholeInput(ask.stored.input);
+  if (whole !== undefined && whole.rest > 0)
+    return `its input is too long to show in a form (${whole.total} characters; \`aido approvals --json\` shows all of it)`;
+  return undefined;
+}
+
+/**
+ * The elicitation form for one request (one formWithheld lets through): its text says what
+ * each answer would cover, and shows the call's whole input when the summary cut it.
+ */
 export function approvalForm(ask: ApprovalAsk) {
+  const whole = ask.stored === undefined ? undefined : wholeInput(ask.stored.input);
   return {
     mode: "form" as const,
     message: [
       `Aido asks before this call runs: ${ask.summary}`,
+      ...(whole !== undefined ? [`The whole call (${whole.total} characters): ${whole.shown}`] : []),
       ...(ask.submitted_by
         ? [
             `Asked by: MCP session ${ask.submitted_by.session_id} (this session's own call, not one of the user's goals)`,
@@ -328,20 +351,33 @@ export class ApprovalsBridge {
     if (w) this.route(w, ev);
   }
 
+  /** Hand the request to its call, with its stored input (the summary cuts it: approvalForm). */
   private route(w: Waiting, ev: WireEvent): void {
     if (w.requestId === undefined) w.claimed = !w.many;
-    try {
-      w.on({
-        approval_id: String(ev.approval_id),
-        tool: String(ev.tool),
-        summary: String(ev.summary ?? ""),
-        target: String(ev.target ?? ""),
-        covers: ev.covers as ApprovalAsk["covers"],
-        ...submittedByOf(ev),
+    const approvalId = String(ev.approval_id);
+    void this.requestInput(approvalId)
+      .then(
+        (input): Pick<ApprovalAsk, "stored"> => ({ stored: { input } }),
+        (e) => {
+          this.log(`reading approval ${approvalId} failed: ${errorMessage(e)}`);
+          return {};
+        },
+      )
+      .then((stored) => {
+        try {
+          w.on({
+            approval_id: approvalId,
+            tool: String(ev.tool),
+            summary: String(ev.summary ?? ""),
+            target: String(ev.target ?? ""),
+            covers: ev.covers as ApprovalAsk["covers"],
+            ...submittedByOf(ev),
+            ...stored,
+          });
+        } catch (e) {
+          this.log(`handling approval ${approvalId} failed: ${errorMessage(e)}`);
+        }
       });
-    } catch (e) {
-      this.log(`handling approval ${String(ev.approval_id)} failed: ${errorMessage(e)}`);
-    }
   }
 }
 

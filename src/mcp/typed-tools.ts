@@ -11,7 +11,14 @@
 import type { ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import type { AidoClient } from "../client/client.js";
 import type { SessionInfo } from "../client/types.js";
-import { ANY_TOOL, approvalForm, decisionOf, respond, type Started } from "./approvals-bridge.js";
+import {
+  ANY_TOOL,
+  approvalForm,
+  decisionOf,
+  formWithheld,
+  respond,
+  type Started,
+} from "./approvals-bridge.js";
 import { type CallContext, errorResult, type McpTool, textResult } from "./tool-types.js";
 
 const SPAWN_TOOLS = new Set(["spawn_agent", "spawn_agents", "spawn_worlds", "adopt_world"]);
@@ -122,7 +129,10 @@ export async function withHuman<T>(
       (ask) => {
         pending = ask.approval_id;
         if (ctx.signal.aborted) return cancelled();
-        if (ctx.elicit) {
+        const withheld = ctx.elicit ? formWithheld(ask) : undefined;
+        if (withheld !== undefined)
+          ctx.log(`approval ${ask.approval_id} is not asked in a form: ${withheld}`);
+        if (ctx.elicit && withheld === undefined) {
           const elicit = ctx.elicit;
           void elicit(approvalForm(ask)).then(
             (res) => respond(ctx.link.client, ask.approval_id, decisionOf(res), ctx.log),
@@ -133,7 +143,7 @@ export async function withHuman<T>(
           );
           return;
         }
-        waiting = `${ask.tool} waits for a human: answer approval ${ask.approval_id} with \`aido approvals\` (${ask.summary})`;
+        waiting = `${ask.tool} waits for a human: answer approval ${ask.approval_id} with \`aido approvals\` (${withheld ?? ask.summary})`;
         ctx.notice(waiting);
         ctx.progress(waiting);
       },

@@ -78,6 +78,19 @@ describe("aido approvals", () => {
     await p.call.catch(() => {});
   });
 
+  it("prints the whole call when a confirm rule's reason follows the cut summary", async () => {
+    // The rule's reason is appended after the cut: the summary no longer ends with "…".
+    const _fx = await suite.start({ config: (c) => c.policy.confirm.push("tool: memory_store") });
+    const p = await pendingCall(`${"harmless notes ".repeat(30)}and then the real ask`);
+    const out = (await cli(["approvals"])).out;
+    const summary = out.find((l) => l.startsWith("    memory_store "));
+    expect(summary).toContain("asks a human to confirm");
+    expect(summary).not.toContain("the real ask");
+    expect(out.find((l) => l.startsWith("    whole input ("))).toContain("and then the real ask");
+    await cli(["approvals", "respond", p.id, "deny"]);
+    await p.call.catch(() => {});
+  });
+
   it("answers 'a' with a grant that `approvals grants` lists and `approvals revoke` ends", async () => {
     const _fx = await suite.start();
     const p = await pendingCall();

@@ -217,6 +217,64 @@ describe("approvals", () => {
     expect(progress.some((m) => /exec running for \d+ s/.test(m))).toBe(true);
   });
 
+  it("shows the whole call in the form when the summary cuts it: what a model padded past the cut is named", async () => {
+    await suite.start();
+    const asked: string[] = [];
+    const client = await suite.connect({
+      elicit: async (req) => {
+        asked.push((req.params as { message: string }).message);
+        return { action: "accept", content: { decision: "allow_once" } };
+      },
+    });
+    // A harmless-looking head of 400 characters; the mkdir lies past the summary's 300.
+    const command = `echo Build-report-${"0123456789abcdef".repeat(24)}; mkdir /workspace/past-the-cut`;
+    const r = await client.callTool({ name: "exec", arguments: { command } }, undefined, {
+      timeout: 120_000,
+    });
+    expect(r.isError ?? false, textOf(r)).toBe(false);
+    expect(asked).toHaveLength(1);
+    const [summary, whole] = asked[0]?.split("\n") ?? [];
+    expect(summary).not.toContain("past-the-cut");
+    expect(whole).toMatch(/^The whole call \(\d+ characters\): .*mkdir \/workspace\/past-the-cut/);
+    expect(existsSync(join(suite.project, "past-the-cut"))).toBe(true);
+  });
+
+  it("asks no form about a call too long to show whole: it waits for `aido approvals`, saying why", async () => {
+    // An exec command is at most 16 KiB: a file_write the operator wants confirmed can be longer.
+    const fx = await suite.start({ config: (c) => c.policy.confirm.push("tool: file_write") });
+    const asked: string[] = [];
+    const client = await suite.connect({
+      elicit: async (req) => {
+        asked.push((req.params as { message: string }).message);
+        return { action: "accept", content: { decision: "allow_once" } };
+      },
+    });
+    const progress: string[] = [];
+    const content = `${"x".repeat(25_000)}\nthe part past what a form shows`;
+    const call = client.callTool(
+      { name: "file_write", arguments: { path: "/workspace/never-shown", content } },
+      undefined,
+      {
+        onprogress: (p) => progress.push(p.message ?? ""),
+        timeout: 60_000,
+      },
+    );
+    const human = await fx.client();
+    expect(await until(async () => (await human.call("approval.list", {})).approvals.length === 1)).toBe(
+      true,
+    );
+    const [rec] = (await human.call("approval.list", {})).approvals;
+    if (!rec) throw new Error("no approval");
+    expect(
+      await until(() => progress.some((m) => m.includes(rec.id) && m.includes("too long to show"))),
+    ).toBe(true);
+    await human.call("approval.respond", { id: rec.id, decision: "deny" });
+    const r = await call;
+    expect(r.isError).toBe(true);
+    expect(asked).toEqual([]);
+    expect(existsSync(join(suite.project, "never-shown"))).toBe(false);
+  });
+
   it("a Deny through elicitation refuses the call at the approval stage", async () => {
     await suite.start();
     const client = await suite.connect({

@@ -123,10 +123,12 @@ describe("the dashboard's door, in a browser", () => {
     // send without a preflight reached the server, with the cookie, and the Origin check
     // refused them; the no-cors one's answer the browser does not even hand to the page
     // (Cross-Origin-Resource-Policy: same-origin).
-    await expect.poll(() => [...answers].sort(), { timeout: 20_000 }).toEqual([
-      "POST /api/rpc form-evil 403",
-      "POST /api/rpc simple-evil net::ERR_BLOCKED_BY_RESPONSE.NotSameOrigin",
-    ]);
+    await expect
+      .poll(() => [...answers].sort(), { timeout: 20_000 })
+      .toEqual([
+        "POST /api/rpc form-evil 403",
+        "POST /api/rpc simple-evil net::ERR_BLOCKED_BY_RESPONSE.NotSameOrigin",
+      ]);
 
     // Nothing the page sent changed anything: no goal exists, and the refusals are audited.
     expect((await c.call("goal.list", {})).goals).toEqual([]);

@@ -7,6 +7,7 @@
 
 import type { AidoClient } from "../../client/client.js";
 import type { GrantRecord } from "../../security/approval-grants.js";
+import { wholeInput } from "../../security/approval-shown.js";
 import type { ApprovalDecision, ApprovalRecord } from "../../security/approvals.js";
 import { inert } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
@@ -27,21 +28,19 @@ const DECISIONS: Record<string, ApprovalDecision> = {
   d: "deny",
 };
 
-/** Most of a call's input a prompt prints; past it the prompt says how much is not shown. */
-const WHOLE_CALL_CHARS = 20_000;
-
 /**
- * The call's whole input when the summary was cut (at 300 characters): a model can pad
- * what is shown so that what runs is past the cut. Printed inert, and never cut silently.
+ * The call's whole input when the summary cut it (security/approval-shown.ts): a model can
+ * pad what is shown so that what runs is past the cut. Printed inert, never cut silently.
+ * Judged by the input itself, not the summary's text, which a confirm rule's reason follows.
  */
 function wholeCall(a: ApprovalRecord): string[] {
-  if (typeof a.summary !== "string" || !a.summary.endsWith("…")) return [];
-  const text = JSON.stringify(a.input);
-  const shown = inert(text.slice(0, WHOLE_CALL_CHARS));
-  const rest = text.length - WHOLE_CALL_CHARS;
+  const whole = wholeInput(a.input);
+  if (whole === undefined) return [];
   return [
-    `    whole input (${text.length} chars): ${shown}`,
-    ...(rest > 0 ? [`    … ${rest} more chars not shown: \`aido approvals --json\` prints all of it`] : []),
+    `    whole input (${whole.total} chars): ${whole.shown}`,
+    ...(whole.rest > 0
+      ? [`    … ${whole.rest} more chars not shown: \`aido approvals --json\` prints all of it`]
+      : []),
   ];
 }
 
