@@ -52,6 +52,8 @@ export const SAFETY_ENV: Readonly<Record<string, string>> = {
 };
 /** How long a finished call waits for pipes held open by a process that left its group. */
 const PIPE_GRACE_MS = 250;
+/** How long past the grace such pipes may keep bringing output before they are cut anyway. */
+const PIPE_DRAIN_MAX_MS = 1000;
 
 /** Keeps the first and last `cap/2` bytes of a stream and counts what falls between. */
 export class Capture {
@@ -82,6 +84,11 @@ export class Capture {
     while (this.tail.length > 1 && this.tailLen - (this.tail[0] as Buffer).length >= this.tailCap) {
       this.tailLen -= (this.tail.shift() as Buffer).length;
     }
+  }
+
+  /** Every byte pushed so far, kept or not. */
+  get bytes(): number {
+    return this.total;
   }
 
   get truncated(): boolean {
@@ -336,6 +343,31 @@ export function opExec(
         durationMs: Date.now() - started,
       });
     };
+    // Cut the pipes, but never before what the command wrote before it exited is read. The
+    // exit can be handled before the poll has read that output (libuv reaps every child on
+    // any SIGCHLD, another call's too, in an iteration whose poll did not yet see this pipe
+    // readable), and the grace timer then runs before the next poll when the executor stalls
+    // past the grace in between (a loaded machine, many calls ending together): exit 0 and
+    // an empty stdout once in 30 parallel calls. So the pipes are cut in the check phase
+    // (setImmediate), after a poll that read nothing more; that output sits in the pipe
+    // already, and one poll reads it all. Output that keeps coming (from a process that
+    // left the group) is cut PIPE_DRAIN_MAX_MS past the grace.
+    const cutPipes = (exited: number) => {
+      let seen = out.bytes + err.bytes;
+      const drained = () => {
+        if (settled) return;
+        const now = out.bytes + err.bytes;
+        if (now !== seen && Date.now() - exited < PIPE_GRACE_MS + PIPE_DRAIN_MAX_MS) {
+          seen = now;
+          setImmediate(drained);
+          return;
+        }
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        finish();
+      };
+      setImmediate(drained);
+    };
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
       exitCode = code;
@@ -347,11 +379,10 @@ export function opExec(
       running.remove(callId);
       sweepOrphans(running);
       // A process that left the group (setsid) may still hold the pipes: do not wait on it.
+      const exited = Date.now();
       setTimeout(() => {
         sweepOrphans(running);
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-        finish();
+        cutPipes(exited);
       }, PIPE_GRACE_MS).unref();
     });
     // "close" comes after "exit" once both pipes are drained and closed.
