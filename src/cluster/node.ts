@@ -77,6 +77,12 @@ declare module "../security/audit-events.js" {
 /** BullMQ's stalled-job limit: high on purpose, a stalled job's fate is decided by the runner. */
 const MAX_STALLED = 1_000;
 
+/**
+ * How long a leaving node waits for the cancels of its ended sessions' goals: one Redis read
+ * and one cancel routed to the goal's owner (goal-view.ts COMMAND_TIMEOUT_MS) answered.
+ */
+const SESSION_CANCELS_MS = 15_000;
+
 export class ClusterNode implements Liveness {
   readonly identity: NodeIdentity;
   /** The socket's goal methods, for the whole cluster. */
@@ -341,6 +347,25 @@ export class ClusterNode implements Liveness {
   /** Stop taking goals (the Runtime then ends those running, as a lone daemon does). */
   async stopTaking(): Promise<void> {
     await this.worker?.pause(true).catch(() => {});
+  }
+
+  /**
+   * Shutting down, after stopTaking and before the Runtime ends the goals it runs: the MCP
+   * sessions open here end now, with `reason`, while the node is still a member, so the
+   * goals they submitted are cancelled through the cluster (whenEnded -> cancelSessionGoals):
+   * queued in Redis or running on any node, this one included. Before, they ended only in
+   * Runtime.close, after stop() had unsubscribed, and ran on elsewhere for a session that was
+   * gone. The cancels' answers are waited for a bounded time (Redis down: each cancel gives
+   * up on its own within REDIS_ANSWER_MS), then the node leaves regardless, saying so.
+   */
+  async endSessions(reason: string): Promise<void> {
+    const ended = this.ctx.rt.sessions.endAll(reason);
+    if (ended === 0) return;
+    await withTimeout(this.goals.cancelsAnswered(), SESSION_CANCELS_MS).catch(() =>
+      this.ctx.log(
+        `cluster: the cancels of the goals of ${ended} MCP session(s) ended by the shutdown were not all answered within ${SESSION_CANCELS_MS} ms; leaving without their answers`,
+      ),
+    );
   }
 
   /** Leave: no more heartbeats (the lease runs out), commands or jobs; connections closed. */

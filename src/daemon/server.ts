@@ -8,7 +8,10 @@
 //   1. stop accepting connections and refuse new work on open ones;
 //   2. close the Runtime: goals still running are stopped through the one removal path
 //      and end "failed" with the reason recorded; goals still queued stay queued and run
-//      at the next start; persistent agents stay paused for the next start;
+//      at the next start; persistent agents stay paused for the next start. A cluster
+//      node first stops taking jobs and ends its MCP sessions while still a member, so
+//      their goals queued in Redis or running on other nodes are cancelled (ClusterNode
+//      endSessions), then leaves the cluster;
 //   3. close client connections, remove the socket file and the pid file.
 // A second signal during shutdown exits at once (status 1).
 
@@ -37,6 +40,9 @@ import { isMethodName, METHOD_NAMES, parseParams } from "./schemas.js";
 import { listenPrivate } from "./socket.js";
 import { sweepUploads } from "./ui/files.js";
 import { UiServer } from "./ui/server.js";
+
+/** The reason the sessions a leaving cluster node ends are given (their goals' error names it). */
+const DAEMON_SHUT_DOWN = "the daemon shut down";
 
 export interface DaemonOptions {
   /** Attached to the terminal (or supervisor). false: see detach.ts. Here it decides signal handling. */
@@ -223,9 +229,12 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       // The dashboard first: its event streams end, its requests stop.
       if (ui) await ui.then((u) => u.close()).catch(() => {});
       if (cluster) {
-        // A node takes no more goals; those it runs end now (as the runtime would end them),
-        // and their ends reach Redis before the runtime and its database close.
+        // A node takes no more goals; its MCP sessions end while it is still a member (their
+        // goals cancelled wherever they are queued or run); those it runs end now (as the
+        // runtime would end them), and their ends reach Redis before the runtime and its
+        // database close.
         await cluster.stopTaking();
+        await cluster.endSessions(DAEMON_SHUT_DOWN);
         await rt.goals.close();
         await cluster.stop();
       }

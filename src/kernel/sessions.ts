@@ -8,7 +8,8 @@
 // agent's memories are `mcp_session:<id>/agent:<name>`'s and its approval prompts show the session.
 //
 // One end for every way a session ends (session.close, agent.stop of its agent, the
-// socket connection that opened it closing, the runtime closing): its agent stops, and
+// socket connection that opened it closing, the runtime closing, a cluster node shutting
+// down before it leaves the cluster: endAll): its agent stops, and
 // on that agent's agent.stopped event the container is removed, setuid/setgid bits are
 // cleared in the host folder too, the bind is dropped and session.closed is audited. The
 // host folder stays as the session left it, and the goals it submitted that have not ended
@@ -292,6 +293,24 @@ export class Sessions {
   whenEnded(listener: (session: SessionAccount, reason: string) => void): () => void {
     this.endListeners.add(listener);
     return () => this.endListeners.delete(listener);
+  }
+
+  /**
+   * End every open session now, with `reason` (a cluster node leaving: cluster/node.ts
+   * endSessions), as session.close does: its agent stops and the agent.stopped event ends
+   * the rest, the whenEnded listeners told before this returns. A stop that cannot be
+   * recorded is logged and the others still end. Returns how many were open.
+   */
+  endAll(reason: string): number {
+    const open = [...this.byId.values()];
+    for (const s of open) {
+      try {
+        this.deps.registry.stopAgent(s.info.agent_id, reason);
+      } catch (e) {
+        this.deps.log(`ending session ${s.info.session_id} failed: ${errorMessage(e)}`);
+      }
+    }
+    return open.length;
   }
 
   /** Wait until every session that is ending has ended (runtime close). */
