@@ -4,7 +4,9 @@
 //   file tools   the paths as resolved in the container (`path:/workspace/a.txt`)
 //   exec         the normalized command (command-scope.ts), every path it was judged on
 //                (its working folder, redirection targets, scripts) and the canonical path
-//                of every word that could name a file (tools/exec-scope.ts), as a digest
+//                of every word that could name a file (tools/exec-scope.ts), with the
+//                SHA-256 of each file it runs as code (an interpreter's operands, a program
+//                run by path: `python3 fix.py` rewritten is another scope), as a digest
 //   web_fetch    the host (`host:example.com`)
 //   spawn tools  their manifests exactly as written (kernel/spawn-tools.ts gives that scope)
 //   other tools  their exact canonical input, as a digest
