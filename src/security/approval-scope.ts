@@ -4,7 +4,9 @@
 //   file tools   the paths as resolved in the container (`path:/workspace/a.txt`)
 //   exec         the normalized command (command-scope.ts), every path it was judged on
 //                (its working folder, redirection targets, scripts) and the canonical path
-//                of every word that could name a file (tools/exec-scope.ts), as a digest
+//                of every word that could name a file (tools/exec-scope.ts), with the
+//                SHA-256 of each file it runs as code (an interpreter's operands, a program
+//                run by path: `python3 fix.py` rewritten is another scope), as a digest
 //   web_fetch    the host (`host:example.com`)
 //   spawn tools  their manifests exactly as written (kernel/spawn-tools.ts gives that scope)
 //   other tools  their exact canonical input, as a digest
@@ -33,8 +35,21 @@ export interface ApprovalScope {
   reusable?: false;
 }
 
-/** The files behind an exec's words (tools/exec-scope.ts): resolved pairs, or why not. */
-export type CommandFiles = { resolved: readonly string[] } | { unresolved: string };
+/**
+ * A file an exec hands to an interpreter or runs by path (tools/exec-scope.ts), as it is when
+ * the scope is worked out: the SHA-256 of its bytes, or null when no regular file is there (none
+ * yet, a folder). A standing answer then covers that content only: a rewritten fix.py is
+ * another scope, so `python3 fix.py` asks again.
+ */
+export interface CodeFile {
+  path: string;
+  sha256: string | null;
+}
+
+/** The files behind an exec's words (tools/exec-scope.ts): resolved pairs and code files, or why not. */
+export type CommandFiles =
+  | { resolved: readonly string[]; code?: readonly CodeFile[] }
+  | { unresolved: string };
 
 /** Words of a target longer than this are cut for display (the key stays exact). */
 const SHOWN_MAX = 300;
@@ -96,7 +111,21 @@ export function commandScope(
       reusable: false,
     };
   }
-  return { key: `command:${scopeDigest([n.normalized, n.text, paths, files.resolved])}`, target };
+  const code = [...(files.code ?? [])].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // Without code files the key is the one it always was: standing answers stored before still match.
+  const parts =
+    code.length === 0
+      ? [n.normalized, n.text, paths, files.resolved]
+      : [n.normalized, n.text, paths, files.resolved, code];
+  return { key: `command:${scopeDigest(parts)}`, target: target + codeShown(code) };
+}
+
+/** "; running /workspace/fix.py as it is now (sha256 ab12…)": the content a standing answer is bound to. */
+function codeShown(code: readonly CodeFile[]): string {
+  const files = code.flatMap((c) =>
+    c.sha256 === null ? [] : [`${inert(c.path)} as it is now (sha256 ${c.sha256.slice(0, 16)}…)`],
+  );
+  return files.length === 0 ? "" : `; running ${files.join(", ")}`;
 }
 
 export interface Coverage {

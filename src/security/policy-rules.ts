@@ -76,6 +76,9 @@ const INTERPRETER =
   /^(python[0-9.]*|perl|perl5[0-9.]*(-x86_64-linux-gnu)?|prove|pdb3[0-9.]*|ruby|node|nodejs|php[0-9.]*|lua[0-9.]*|bun|deno|tclsh|Rscript)$/;
 const CODE_RUNNERS = new Set(["eval", ".", "trap", "watch", "su", "runuser"]);
 
+/** An interpreter other than a shell (python3, node, perl...): it runs the files it is handed as code. */
+export const isInterpreterName = (name: string): boolean => INTERPRETER.test(name);
+
 /** Trees nobody inside a goal writes to. */
 export const SYSTEM_PATHS: readonly string[] = [
   "/etc",

@@ -24,6 +24,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 import { isWithin } from "../fs/within.js";
 import type { Need } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
+import { isInterpreterName } from "../security/policy-rules.js";
 import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
 import { possibleDirs } from "../security/shell-dirs.js";
 import {
@@ -172,7 +173,12 @@ async function pathsFrom(
     const dirs = await dirsOf(i);
     const name = commandName(c);
     const from = dirs === undefined ? null : [...new Set(dirs.map((d) => d.canonical))];
-    for (const text of fileWords(c)) words.push({ text, dirs: from });
+    // What an interpreter is handed and a program run by path are code: the scope holds their content.
+    const runs = isInterpreterName(name) ? { runs: true as const } : {};
+    for (const text of fileWords(c)) words.push({ text, dirs: from, ...runs });
+    if (!c.dynamic && !c.argDynamic[0] && c.argv[0]?.includes("/")) {
+      words.push({ text: c.argv[0], dirs: from, runs: true });
+    }
     // What a known program writes, by argv index: the path itself (`sort -o/out` writes /out),
     // or one made from it (`gzip F` writes F.gz).
     const targets = writeTargets(c);

@@ -19,22 +19,46 @@
 // More than MAX_SCOPE_PATHS resolutions, a relative word in a directory known only at run
 // time, or a word that cannot be resolved make the call's scope one no standing answer
 // covers: the human is asked every time.
+//
+// A path is not what runs, though. A word an interpreter is handed (`python3 fix.py`, every
+// file word of python3, node, perl... : which of them is its program depends on its options)
+// and a program run by path (`./fix.py`, `/workspace/tool`) are code: the scope also holds
+// the SHA-256 of each such file's bytes, read through the sandbox like any file the agent
+// reads (only when it may read it, anchored at the canonical path). Allow Session on
+// `python3 fix.py` then covers fix.py as the human saw it: once the model rewrites it (a
+// file_write needs no approval), the same command is another scope and a human is asked.
+// Shell scripts need none of this: their judged text is written into the command that runs
+// (exec-scripts.ts). A code file that cannot be pinned — larger than CODE_MAX_BYTES, not
+// UTF-8 (the read gives text, and two byte strings may decode alike), not readable by the
+// agent, neither a regular file, a folder nor absent — makes the scope one no standing answer
+// covers. What the code loads on its own (imports, a folder's __main__.py) is not covered.
 
+import { createHash } from "node:crypto";
 import { errorMessage } from "../errors.js";
+import type { NeedsContext } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
+import type { CodeFile } from "../security/approval-scope.js";
+import { isSystemPath } from "../security/policy-rules.js";
 import type { SimpleCommand } from "../security/shell.js";
 
 /** Resolutions one call's scope may need; past this, a standing answer is not reused. */
 export const MAX_SCOPE_PATHS = 256;
+/** A code file larger than this is not digested: no standing answer covers the call. */
+export const CODE_MAX_BYTES = 1024 * 1024;
 
 /** A word of a command and the canonical directories it may be opened from (null: unknown). */
 export interface ScopeWord {
   text: string;
   dirs: readonly string[] | null;
+  /** The file it names is run as code (an interpreter's operand, a program run by path). */
+  runs?: true;
 }
 
-/** What the words resolve to: `joined path\0canonical path` pairs, sorted; or why they cannot all be. */
-export type ScopeFiles = { resolved: string[] } | { unresolved: string };
+/**
+ * What the words resolve to: `joined path\0canonical path` pairs, sorted, and the content of
+ * the files run as code (when there are any); or why they cannot all be pinned down.
+ */
+export type ScopeFiles = { resolved: string[]; code?: CodeFile[] } | { unresolved: string };
 
 /** The static words of `c` that could name a file (see the header), deduplicated. */
 export function fileWords(c: SimpleCommand): string[] {
@@ -75,15 +99,25 @@ export function fileWords(c: SimpleCommand): string[] {
 export async function resolveScopeWords(
   sandbox: SandboxHandle,
   words: readonly ScopeWord[],
+  readRefusal: NeedsContext["readRefusal"],
 ): Promise<ScopeFiles> {
   const joined = new Set<string>();
+  const runs = new Set<string>();
   for (const w of words) {
-    if (w.text.startsWith("/")) joined.add(w.text);
-    else if (w.dirs === null) {
+    const paths = w.text.startsWith("/")
+      ? [w.text]
+      : w.dirs === null
+        ? null
+        : w.dirs.map((d) => `${d}/${w.text}`);
+    if (paths === null) {
       return {
         unresolved: `the word "${w.text}" is opened from a folder known only at run time`,
       };
-    } else for (const d of w.dirs) joined.add(`${d}/${w.text}`);
+    }
+    for (const p of paths) {
+      joined.add(p);
+      if (w.runs) runs.add(p);
+    }
     if (joined.size > MAX_SCOPE_PATHS) {
       return { unresolved: `it names more than ${MAX_SCOPE_PATHS} words that could be files` };
     }
@@ -91,11 +125,43 @@ export async function resolveScopeWords(
   const paths = [...joined];
   const settled = await Promise.allSettled(paths.map((p) => sandbox.realpath(p)));
   const resolved: string[] = [];
+  const code = new Set<string>();
   for (const [i, r] of settled.entries()) {
     if (r.status === "rejected") {
       return { unresolved: `"${paths[i]}" cannot be resolved (${errorMessage(r.reason)})` };
     }
     resolved.push(`${paths[i]}\u0000${r.value}`);
+    // A program of the system's folders is not something the agent can rewrite.
+    if (runs.has(paths[i]!) && !isSystemPath(r.value)) code.add(r.value);
   }
-  return { resolved: resolved.sort() };
+  if (code.size === 0) return { resolved: resolved.sort() };
+  const digests = await Promise.all([...code].map((p) => codeFile(sandbox, p, readRefusal)));
+  const refused = digests.find((d) => typeof d === "string");
+  if (typeof refused === "string") return { unresolved: refused };
+  return { resolved: resolved.sort(), code: digests as CodeFile[] };
+}
+
+/** The content of the code file at canonical `path` as it is now, or why it cannot be pinned. */
+async function codeFile(
+  sandbox: SandboxHandle,
+  path: string,
+  readRefusal: NeedsContext["readRefusal"],
+): Promise<CodeFile | string> {
+  const why = (reason: string) => `what it runs cannot be pinned: ${path} ${reason}`;
+  try {
+    const st = await sandbox.stat(path, { expect: path });
+    if (st === null || st.type === "dir") return { path, sha256: null };
+    if (st.type !== "file") return why(`is a ${st.type}, not a regular file`);
+    if (st.size > CODE_MAX_BYTES) return why(`is larger than ${CODE_MAX_BYTES} bytes`);
+    // Read on the agent's behalf only when it may read the file itself (as exec-scripts.ts does).
+    if (readRefusal(path)) return why("is not readable by the agent");
+    const file = await sandbox.readFile(path, { maxBytes: CODE_MAX_BYTES, expect: path });
+    // U+FFFD: bytes that are not UTF-8 were replaced, so other bytes would read the same.
+    if (file.truncated || file.content.includes("\uFFFD") || Buffer.byteLength(file.content) !== file.size) {
+      return why("is not UTF-8 text read whole (a binary, or a file that changed as it was read)");
+    }
+    return { path, sha256: createHash("sha256").update(file.content, "utf8").digest("hex") };
+  } catch (e) {
+    return why(`cannot be read (${errorMessage(e)})`);
+  }
 }

@@ -92,12 +92,13 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
       ];
     },
     policyCommand: (i) => judgements.get(i)?.analysis,
-    // A standing approval covers the command that runs (scripts written in), normalized, and
-    // the files its words lead to now (exec-scope.ts): resolved only when a human is involved.
-    async approvalScope(i, needs, { sandbox, signal }) {
+    // A standing approval covers the command that runs (scripts written in), normalized, the
+    // files its words lead to now and the content of those it runs as code (exec-scope.ts):
+    // worked out only when a human is involved.
+    async approvalScope(i, needs, { sandbox, signal, readRefusal }) {
       const judged = judgements.get(i);
       const files = judged
-        ? await resolveScopeWords(withSignal(sandbox, signal), judged.words)
+        ? await resolveScopeWords(withSignal(sandbox, signal), judged.words, readRefusal)
         : { unresolved: "the call's words were not judged" };
       return commandScope(judged?.command ?? i.command, needs, absolute(i.cwd ?? WORKSPACE), files);
     },

@@ -93,6 +93,31 @@ describe("standing approvals under attack", () => {
     expect(readFileSync(ws(w.goalId, "keep.txt"), "utf8")).toBe("precious");
   });
 
+  it("an Allow Session on `./fix.py` (a python script run by path) does not cover it once it was rewritten", async () => {
+    const w = b.agent("pyrunner", [...files, "tool: exec", "exec: ./fix.py", "exec: chmod *"], {
+      approval_required: ["exec"],
+    });
+    expectOk(await b.call(w.id, "file_write", { path: "/workspace/keep.txt", content: "precious" }));
+    const write = (content: string) =>
+      b.call(w.id, "file_write", {
+        path: "/workspace/fix.py",
+        content: `#!/usr/bin/env python3\n${content}`,
+      });
+    expectOk(await write('print("hello")\n'));
+    await allowed(w.id, "exec", { command: "chmod +x fix.py" }, "allow_once");
+    const run = { command: "./fix.py" };
+    const first = await allowed(w.id, "exec", run, "allow_session");
+    expect(first.result.output).toContain("hello");
+    expect(first.rec.target).toMatch(
+      /^exec of `\.\/fix\.py` in \/workspace; running \/workspace\/fix\.py as it is now \(sha256 [0-9a-f]{16}…\)$/,
+    );
+    expect((await unasked(w.id, "exec", run)).output).toContain("hello");
+    // file_write keeps the mode: the rewritten file is still executable, and another program.
+    expectOk(await write('import os\nos.remove("/workspace/keep.txt")\n'));
+    await askedAndDenied(w.id, "exec", run);
+    expect(readFileSync(ws(w.goalId, "keep.txt"), "utf8")).toBe("precious");
+  });
+
   it("an Allow Session on a command is no pass for one that prints alike but does something else", async () => {
     const w = b.agent("remover", [...files, "tool: exec", "exec: rm *"], { approval_required: ["exec"] });
     expectOk(await b.call(w.id, "file_write", { path: "/workspace/keep", content: "k" }));

@@ -9,6 +9,8 @@ import { analyzeCommand } from "../../src/security/shell.js";
 import { fileWords, MAX_SCOPE_PATHS, resolveScopeWords } from "../../src/tools/exec-scope.js";
 
 const words = (command: string) => analyzeCommand(command).commands.flatMap((c) => fileWords(c));
+/** These words name no code file: nothing is read. */
+const readable = () => undefined;
 
 /** A container stand-in whose realpath maps a few links; counts the calls. */
 function linked(links: Record<string, string>) {
@@ -57,10 +59,14 @@ describe("the words that could name a file", () => {
 describe("resolving them", () => {
   it("resolves each word from each folder it may be opened from, as sorted pairs", async () => {
     const { sandbox, asked } = linked({ "/workspace/backup.csv": "/output/report.md" });
-    const r = await resolveScopeWords(sandbox, [
-      { text: "backup.csv", dirs: ["/workspace", "/workspace/sub"] },
-      { text: "/abs", dirs: null },
-    ]);
+    const r = await resolveScopeWords(
+      sandbox,
+      [
+        { text: "backup.csv", dirs: ["/workspace", "/workspace/sub"] },
+        { text: "/abs", dirs: null },
+      ],
+      readable,
+    );
     expect(r).toEqual({
       resolved: [
         "/abs\u0000/abs",
@@ -77,14 +83,14 @@ describe("resolving them", () => {
       text: `f${i}`,
       dirs: ["/workspace"],
     }));
-    expect(await resolveScopeWords(sandbox, many)).toEqual({
+    expect(await resolveScopeWords(sandbox, many, readable)).toEqual({
       unresolved: `it names more than ${MAX_SCOPE_PATHS} words that could be files`,
     });
     expect(asked).toHaveLength(0);
-    expect(await resolveScopeWords(sandbox, [{ text: "x", dirs: null }])).toEqual({
+    expect(await resolveScopeWords(sandbox, [{ text: "x", dirs: null }], readable)).toEqual({
       unresolved: 'the word "x" is opened from a folder known only at run time',
     });
-    expect(await resolveScopeWords(sandbox, [{ text: "bad", dirs: ["/workspace"] }])).toEqual({
+    expect(await resolveScopeWords(sandbox, [{ text: "bad", dirs: ["/workspace"] }], readable)).toEqual({
       unresolved: '"/workspace/bad" cannot be resolved (too many levels of symbolic links)',
     });
   });
