@@ -18,6 +18,7 @@ import { parseAnchor } from "../security/audit-head.js";
 import { enforceCeiling, loadManifestFromDirs, type SocketCeiling } from "./ceiling.js";
 import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
 import { checkIntent } from "./intent-check.js";
+import { bindSession, sessionOf } from "./principal.js";
 import type { RpcId } from "./protocol.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
 import { admitManifest, goalManifest, manifestAsValue, submittedByOf } from "./submit-manifest.js";
@@ -283,13 +284,15 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
     );
   },
 
-  "intent.set": (p, { rt }) => rt.intents.set(p),
+  // Who the request speaks for is the daemon's to say (principal.ts): an MCP session's
+  // connection is that session whatever `by` it sends.
+  "intent.set": (p, { rt, conn }) => rt.intents.set({ ...p, session: sessionOf(conn) }),
   "intent.step": (p, { rt }) => rt.intents.step(p),
   "intent.status": (p, { rt }) =>
     p.intent_id !== undefined
       ? rt.intents.statusOf(p.intent_id, p.history)
       : rt.intents.status({ workspace: p.workspace as string, history: p.history }),
-  "intent.clear": (p, { rt }) => rt.intents.clear(p),
+  "intent.clear": (p, { rt, conn }) => rt.intents.clear({ ...p, session: sessionOf(conn) }),
   "intent.check": async (p, ctx) => {
     refuseWhileClosing(ctx);
     const { intent, result } = await asCallRequest(ctx, (requestId) =>
@@ -349,6 +352,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
       ...(p.client !== undefined ? { client: p.client } : {}),
     });
+    bindSession(ctx.conn, info.session_id);
     // The MCP server that opened it died or left: the session ends with its connection.
     ctx.conn.onClose(() => {
       if (ctx.rt.sessions.ofAgent(info.agent_id)) {

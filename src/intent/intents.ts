@@ -2,8 +2,12 @@
 // by every client of the daemon (the CLI, socket scripts, each MCP session), kept across
 // restarts, with its history. A workspace is named by its canonical host path (realpath),
 // so `~/proj`, a link to it and `/home/u/proj/.` are one workspace; a path that does not
-// exist or is not a folder is refused naming `workspace`. Every change is audited
-// (intent.set / intent.step / intent.cleared / intent.checked). Goals that carry an
+// exist or is not a folder is refused naming `workspace`. The user (CLI, scripts, the
+// dashboard) sets and clears anything; an MCP session (its client's model) replaces or
+// clears only an objective it set itself, and never lifts a budget: the objective is the
+// one the user's own goals from the folder carry, with its token cap. Every change, and
+// every refusal, is audited (intent.set / intent.step / intent.cleared / intent.checked /
+// intent.refused). Goals that carry an
 // intent charge it with their tokens (kernel/goal-intent.ts); its check runs through the
 // gate as an agent the caller names (daemon/intent-check.ts), never here.
 
@@ -24,7 +28,12 @@ export interface IntentSet {
   budget_tokens?: number | undefined;
   check?: string | undefined;
   by?: string | undefined;
+  /** The MCP session the request speaks for (daemon/principal.ts); absent: the user. */
+  session?: string | undefined;
 }
+
+/** What an MCP session's changes are recorded as (`set_by`, `ended_by`). */
+const sessionLabel = (session: string): string => `mcp session ${session}`;
 
 /**
  * The canonical host path of a project folder. Resolved by the daemon (links followed,
@@ -57,27 +66,99 @@ export class Intents {
     this.store = new IntentStore(db);
   }
 
-  /** intent.set: the workspace's new active objective (the previous one, if any, is kept as replaced). */
+  /**
+   * intent.set: the workspace's new active objective (the previous one, if any, is kept as
+   * replaced). The user replaces anything. An MCP session (`session`) replaces only an
+   * objective it set itself, and never lifts its budget (sessionBudget); anything else is
+   * refused, audited as intent.refused, and nothing changes.
+   */
   set(p: IntentSet): Intent {
     const workspace = workspaceKey(p.workspace);
-    const by = p.by ?? DEFAULT_BY;
+    const by = p.session !== undefined ? sessionLabel(p.session) : (p.by ?? DEFAULT_BY);
+    const budget =
+      p.session !== undefined ? this.sessionBudget(workspace, p.session, p.budget_tokens) : p.budget_tokens;
+    // No await between the check above and the insert: no other request changes the row between.
     const { intent, replaced } = this.store.insert({
       workspace,
       objective: p.objective,
       by,
-      ...(p.budget_tokens !== undefined ? { budget_tokens: p.budget_tokens } : {}),
+      ...(budget !== undefined ? { budget_tokens: budget } : {}),
       ...(p.check !== undefined ? { check: p.check } : {}),
+      ...(p.session !== undefined ? { session: p.session } : {}),
     });
     this.audit.record("intent.set", {
       intent_id: intent.id,
       workspace,
       objective: intent.objective,
       by,
-      ...(p.budget_tokens !== undefined ? { budget_tokens: p.budget_tokens } : {}),
+      ...(budget !== undefined ? { budget_tokens: budget } : {}),
       ...(p.check !== undefined ? { check: p.check } : {}),
       ...(replaced !== undefined ? { replaced } : {}),
     });
     return intent;
+  }
+
+  /**
+   * The budget of the objective a session sets: what it asked when the folder has no active
+   * objective; else (the active one must be the session's own, requireSetBy) at most what the
+   * replaced objective had left, which an omitted `budget_tokens` carries forward. The new row
+   * starts at tokens_spent 0, so carrying the cap itself would hand the session what was spent
+   * again; goals still running under the old objective go on charging the old one.
+   */
+  private sessionBudget(workspace: string, session: string, asked: number | undefined): number | undefined {
+    const active = this.active(workspace);
+    if (!active) return asked;
+    this.requireSetBy(active, session, "set");
+    if (active.tokens_left === null) return asked;
+    if (asked === undefined) return active.tokens_left;
+    if (asked > active.tokens_left) {
+      this.refuse(
+        "set",
+        active,
+        session,
+        `budget_tokens ${asked} is more than intent ${active.id} (${workspace}) has left (${active.tokens_left} of budget_tokens ${active.budget_tokens}, ${active.tokens_spent} spent): an MCP session may lower the budget of the objective it replaces, never raise it; the user raises it with \`aido intent set --budget N\``,
+        { field: "budget_tokens", budget_tokens: asked, tokens_left: active.tokens_left },
+      );
+    }
+    return asked;
+  }
+
+  /** A session changes only an objective it set; the user's, or another session's, is refused (audited). */
+  private requireSetBy(active: Intent, session: string, action: "set" | "clear"): void {
+    if (active.set_by_session === session) return;
+    const who =
+      active.set_by_session === null
+        ? `the user (set_by ${JSON.stringify(active.set_by)})`
+        : `another MCP session, ${active.set_by_session}`;
+    this.refuse(
+      action,
+      active,
+      session,
+      `intent ${active.id} (${active.workspace}) was set by ${who}: MCP session ${session} may not ${action === "set" ? "replace" : "clear"} it (a session changes only an objective it set itself); the user changes it with \`aido intent set\` or \`aido intent clear\``,
+      { field: "workspace", set_by: active.set_by, set_by_session: active.set_by_session },
+    );
+  }
+
+  private refuse(
+    action: "set" | "clear",
+    active: Intent,
+    session: string,
+    reason: string,
+    details: Record<string, unknown>,
+  ): never {
+    this.audit.record("intent.refused", {
+      intent_id: active.id,
+      workspace: active.workspace,
+      action,
+      session_id: session,
+      reason,
+    });
+    throw new AidoError(ErrorCode.policyDenied, reason, {
+      intent_id: active.id,
+      workspace: active.workspace,
+      session_id: session,
+      ...details,
+    });
   }
 
   /** intent.step: one more step with its note; not_found when the workspace has no active intent. */
@@ -115,10 +196,14 @@ export class Intents {
     return history ? { intent, history: this.store.history(intent.workspace, HISTORY_SHOWN) } : { intent };
   }
 
-  /** intent.clear: the active intent ends cleared (kept as history); not_found when there is none. */
-  clear(p: { workspace: string; by?: string | undefined }): Intent {
+  /**
+   * intent.clear: the active intent ends cleared (kept as history); not_found when there is
+   * none. An MCP session (`session`) clears only an objective it set (requireSetBy).
+   */
+  clear(p: { workspace: string; by?: string | undefined; session?: string | undefined }): Intent {
     const active = this.requireActive(p.workspace);
-    const by = p.by ?? DEFAULT_BY;
+    if (p.session !== undefined) this.requireSetBy(active, p.session, "clear");
+    const by = p.session !== undefined ? sessionLabel(p.session) : (p.by ?? DEFAULT_BY);
     const intent = this.store.clear(active.id, by);
     this.audit.record("intent.cleared", { intent_id: intent.id, workspace: intent.workspace, by });
     return intent;

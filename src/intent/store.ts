@@ -35,6 +35,9 @@ const MIGRATIONS = [
      at INTEGER NOT NULL,
      PRIMARY KEY (intent_id, step)
    );`,
+  // The MCP session that set it (daemon/principal.ts); NULL: the user. Rows from before
+  // are the user's: no session may replace them.
+  "ALTER TABLE intents ADD COLUMN set_by_session TEXT",
 ];
 
 /** Notes kept per intent (the step count goes on); older ones are dropped. */
@@ -85,6 +88,8 @@ export interface Intent {
   notes: IntentNote[];
   last_check: IntentCheckResult | null;
   set_by: string;
+  /** The MCP session that set it, as the daemon knows it (not the `set_by` label); null: the user. */
+  set_by_session: string | null;
   created_at: string;
   updated_at: string;
   ended_at?: string;
@@ -104,6 +109,7 @@ interface IntentRow {
   last_check: string | null;
   state: IntentState;
   set_by: string;
+  set_by_session: string | null;
   created_at: number;
   updated_at: number;
   ended_at: number | null;
@@ -117,6 +123,7 @@ interface NewIntent {
   budget_tokens?: number;
   check?: string;
   by: string;
+  session?: string;
 }
 
 export class IntentStore {
@@ -163,9 +170,19 @@ export class IntentStore {
         }
         prepared(
           this.db,
-          `INSERT INTO intents (id, workspace, objective, budget_tokens, check_command, state, set_by, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)`,
-        ).run(id, n.workspace, n.objective, n.budget_tokens ?? null, n.check ?? null, n.by, at, at);
+          `INSERT INTO intents (id, workspace, objective, budget_tokens, check_command, state, set_by, set_by_session, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)`,
+        ).run(
+          id,
+          n.workspace,
+          n.objective,
+          n.budget_tokens ?? null,
+          n.check ?? null,
+          n.by,
+          n.session ?? null,
+          at,
+          at,
+        );
         return old;
       })
       .immediate();
@@ -243,6 +260,7 @@ export class IntentStore {
       notes,
       last_check: r.last_check === null ? null : (JSON.parse(r.last_check) as IntentCheckResult),
       set_by: r.set_by,
+      set_by_session: r.set_by_session,
       created_at: iso(r.created_at),
       updated_at: iso(r.updated_at),
     };

@@ -238,7 +238,7 @@ export function orchestratorTable(config: Config, version: string) {
     tool({
       name: "aido_goal_set",
       description:
-        "Set the standing objective of this session's project folder, shared with every client and session on it (and replacing the active one, kept as history). Goals submitted from the folder carry it; budget_tokens caps what they may spend; check is a command whose exit 0 says the objective is met.",
+        "Set the standing objective of this session's project folder, shared with every client and session on it. Sets one when none is active, or replaces one this session set (kept as history); the user's or another session's objective is refused. Goals submitted from the folder carry it; budget_tokens caps what they may spend (left out when replacing: what the old objective had left; never more than that); check is a command whose exit 0 says the objective is met.",
       input: z.strictObject({
         objective: objectiveField,
         budget_tokens: budgetField.optional(),
@@ -289,7 +289,8 @@ export function orchestratorTable(config: Config, version: string) {
     }),
     tool({
       name: "aido_goal_clear",
-      description: "Clear the project folder's standing objective (kept as history).",
+      description:
+        "Clear the project folder's standing objective (kept as history), when this session set it.",
       input: z.strictObject({}),
       annotations: { ...ACT, destructiveHint: true },
       run: (_p, ctx) =>

@@ -298,6 +298,14 @@ export interface AuditPayloads {
   };
   "intent.step": { intent_id: string; workspace: string; step: number; note: string; by?: string };
   "intent.cleared": { intent_id: string; workspace: string; by: string };
+  /** An MCP session's intent.set or intent.clear refused: the objective is not its own, or it would raise the budget. */
+  "intent.refused": {
+    intent_id: string;
+    workspace: string;
+    action: "set" | "clear";
+    session_id: string;
+    reason: string;
+  };
   /** intent.check ran the intent's check through the gate as the entry's agent, or the gate refused it. */
   "intent.checked": {
     intent_id: string;
@@ -379,6 +387,7 @@ const KINDS: Record<AuditKind, true> = {
   "intent.set": true,
   "intent.step": true,
   "intent.cleared": true,
+  "intent.refused": true,
   "intent.checked": true,
   "audit.checkpoint": true,
   "audit.head_started": true,

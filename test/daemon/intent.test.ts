@@ -437,3 +437,102 @@ describe("an intent's budget_tokens", () => {
     expect((await c.call("goal.wait", { goal_id: a.goal_id, timeout_ms: 20_000 })).state).toBe("succeeded");
   });
 });
+
+describe("the connection of an MCP session", () => {
+  /** A connection that opened a session bound to `project`, as `aido mcp serve` does. */
+  async function sessionConnection(fx: Awaited<ReturnType<typeof suite.start>>, project: string) {
+    const s = await fx.client();
+    const { session_id } = await s.call("session.open", {
+      manifest: manifest("session"),
+      workspace: project,
+    });
+    return { s, session_id };
+  }
+
+  it("speaks for that session whatever `by` it writes: the user's objective is not its to replace or clear", async () => {
+    const fx = await suite.start();
+    const { project } = folders();
+    const user = await fx.client();
+    const mine = await user.call("intent.set", {
+      workspace: project,
+      objective: "the user's",
+      budget_tokens: 20_000,
+      by: "aido cli",
+    });
+    const { s, session_id } = await sessionConnection(fx, project);
+    const set = await rpcError(
+      s.call("intent.set", { workspace: project, objective: "lifted", by: "aido cli" }),
+    );
+    expect(set.rpcCode).toBe(-32004);
+    expect(set.message).toBe(
+      `intent ${mine.id} (${project}) was set by the user (set_by "aido cli"): MCP session ${session_id} may not replace it (a session changes only an objective it set itself); the user changes it with \`aido intent set\` or \`aido intent clear\``,
+    );
+    expect(set.details).toMatchObject({
+      field: "workspace",
+      intent_id: mine.id,
+      session_id,
+      set_by: "aido cli",
+      set_by_session: null,
+    });
+    const clear = await rpcError(s.call("intent.clear", { workspace: project, by: "aido cli" }));
+    expect(clear.rpcCode).toBe(-32004);
+    // Still refused once the session closed: the connection never becomes the user's.
+    await s.call("session.close", { session_id });
+    expect((await rpcError(s.call("intent.clear", { workspace: project }))).rpcCode).toBe(-32004);
+
+    expect((await user.call("intent.status", { workspace: project })).intent).toMatchObject({
+      id: mine.id,
+      budget_tokens: 20_000,
+    });
+    expect((await audited(user, "intent.refused")).map((e) => e.payload)).toEqual([
+      { intent_id: mine.id, workspace: project, action: "set", session_id, reason: set.message },
+      { intent_id: mine.id, workspace: project, action: "clear", session_id, reason: clear.message },
+      expect.objectContaining({ action: "clear", session_id }),
+    ]);
+  });
+
+  it("replacing its own objective carries what it had left, not the cap spent over again", async () => {
+    suite.server.script('manifest "small"', [
+      turn.text("spent", { usage: { input_tokens: 15, output_tokens: 0 } }),
+    ]);
+    const fx = await suite.start();
+    const { project } = folders();
+    const user = await fx.client();
+    const { s, session_id } = await sessionConnection(fx, project);
+    const first = await s.call("intent.set", {
+      workspace: project,
+      objective: "first",
+      budget_tokens: 100_000,
+    });
+    expect(first).toMatchObject({ set_by: `mcp session ${session_id}`, set_by_session: session_id });
+    // The user's goal from the folder carries it and spends under it.
+    const { goal_id } = await user.call("goal.submit", {
+      goal: "work",
+      manifest: manifest("small"),
+      workspace: project,
+    });
+    expect((await user.call("goal.wait", { goal_id, timeout_ms: 20_000 })).state).toBe("succeeded");
+    expect((await user.call("intent.status", { workspace: project })).intent?.tokens_spent).toBe(15);
+
+    const raise = await rpcError(
+      s.call("intent.set", { workspace: project, objective: "again", budget_tokens: 99_986 }),
+    );
+    expect(raise.rpcCode).toBe(-32004);
+    expect(raise.message).toContain(
+      `budget_tokens 99986 is more than intent ${first.id} (${project}) has left (99985 of budget_tokens 100000, 15 spent)`,
+    );
+    expect(raise.details).toMatchObject({
+      field: "budget_tokens",
+      budget_tokens: 99_986,
+      tokens_left: 99_985,
+    });
+    const second = await s.call("intent.set", { workspace: project, objective: "second" });
+    expect(second).toMatchObject({ budget_tokens: 99_985, tokens_spent: 0, set_by_session: session_id });
+    expect((await audited(user, "intent.set"))[1]?.payload).toMatchObject({
+      intent_id: second.id,
+      budget_tokens: 99_985,
+      by: `mcp session ${session_id}`,
+      replaced: first.id,
+    });
+  });
+});

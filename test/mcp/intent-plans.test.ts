@@ -76,8 +76,12 @@ describe("persistent intent over MCP", () => {
     // The other session sees the same objective, its step and the last check.
     const seen = await ok<IntentView>(b, "aido_goal_status", {});
     expect(seen.intent).toMatchObject({ step_count: 1, last_check: { met: true } });
-    await ok(b, "aido_goal_clear", {});
-    expect((await ok<IntentView>(a, "aido_goal_status", {})).intent).toBeNull();
+    // Only the session that set it clears it (intent-owner.test.ts): not the other one.
+    const notB = await b.callTool({ name: "aido_goal_clear", arguments: {} });
+    expect(notB.isError, textOf(notB)).toBe(true);
+    expect(textOf(notB)).toMatch(/was set by another MCP session/);
+    await ok(a, "aido_goal_clear", {});
+    expect((await ok<IntentView>(b, "aido_goal_status", {})).intent).toBeNull();
     // Stepping a cleared objective is refused as a result the model reads.
     const r = await a.callTool({ name: "aido_goal_step", arguments: { note: "more" } });
     expect(r.isError).toBe(true);
