@@ -18,9 +18,14 @@
 // requests swapped: a cancel of one denied the other's, and its own stayed open to be
 // allowed after the client had cancelled it.
 //
-// A daemon that names no request id (an older one) is still served the old way: same agent
-// and tool, and when more than one call could own a request, its stored input
-// (approval.list) picks the typed call whose input it is, else the call that runs any tool.
+// A request that names no id is no call's of this session: every daemon method a call of
+// this server uses (tool.invoke, plan.execute, intent.check) names its requests; one naming
+// none was made by an agent's own turn or by a process a call left running, and is left to
+// `aido approvals`. Before, such a request went to a call of the same tool that had not yet
+// learned its id (the first of several, or the one whose input the request's stored input
+// held: stored blanked, a call carrying a secret matched none, and a call beside it got the
+// question), so a plan's form could ask about a left process's connection, and a cancel of
+// the plan denied it.
 
 import { AidoClient, type Subscription } from "../client/client.js";
 import type { WireEvent } from "../client/types.js";
@@ -34,6 +39,8 @@ export interface ApprovalAsk {
   summary: string;
   target: string;
   covers: { allow_once: string; allow_session: string; allow_always: string };
+  /** The secrets the call carries, by kind (the event's carries_secrets): what its blanks stand for. */
+  carries_secrets: string[];
   /** Whose call asks (the approval.requested event's submitted_by): this session's own; absent from an older daemon. */
   submitted_by?: { kind: string; session_id: string };
 }
@@ -54,6 +61,9 @@ export function approvalForm(ask: ApprovalAsk) {
     mode: "form" as const,
     message: [
       `Aido asks before this call runs: ${ask.summary}`,
+      ...(ask.carries_secrets.length > 0
+        ? [`This call carries secrets (shown blanked): ${ask.carries_secrets.join("; ")}`]
+        : []),
       ...(ask.submitted_by
         ? [
             `Asked by: MCP session ${ask.submitted_by.session_id} (this session's own call, not one of the user's goals)`,
@@ -337,6 +347,9 @@ export class ApprovalsBridge {
         summary: String(ev.summary ?? ""),
         target: String(ev.target ?? ""),
         covers: ev.covers as ApprovalAsk["covers"],
+        carries_secrets: Array.isArray(ev.carries_secrets)
+          ? ev.carries_secrets.filter((k): k is string => typeof k === "string")
+          : [],
         ...submittedByOf(ev),
       });
     } catch (e) {

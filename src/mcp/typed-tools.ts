@@ -133,7 +133,9 @@ export async function withHuman<T>(
           );
           return;
         }
-        waiting = `${ask.tool} waits for a human: answer approval ${ask.approval_id} with \`aido approvals\` (${ask.summary})`;
+        const carries =
+          ask.carries_secrets.length > 0 ? `; it carries ${ask.carries_secrets.join("; ")}` : "";
+        waiting = `${ask.tool} waits for a human: answer approval ${ask.approval_id} with \`aido approvals\` (${ask.summary}${carries})`;
         ctx.notice(waiting);
         ctx.progress(waiting);
       },
