@@ -96,19 +96,11 @@ export function decisionOf(result: { action: string; content?: Record<string, un
   return DECISIONS.some((x) => x.value === d) ? (d as Decision) : "deny";
 }
 
-/** `during`'s tool for a call that may make any tool of the session's agent ask (plan.execute). */
+/** withHuman's tool for a call that may make any tool of the session's agent ask (plan.execute). */
 export const ANY_TOOL = "*";
 
-/** The stored input of a pending approval request; undefined when it is no longer pending. */
-export type RequestInput = (approvalId: string) => Promise<unknown>;
-
 interface Waiting {
-  tool: string;
   on: OnApproval;
-  claimed: boolean;
-  many: boolean;
-  /** A typed call's input: the request whose stored input holds it is this call's (older daemons). */
-  input?: Record<string, unknown>;
   /** The id the daemon gave the call: the requests naming it are this call's. */
   requestId?: string;
 }
@@ -225,7 +217,6 @@ export class ApprovalsBridge {
   private constructor(
     private readonly agentId: string,
     private readonly sub: Subscription,
-    private readonly requestInput: RequestInput,
     private readonly log: (m: string) => void,
   ) {}
 
@@ -234,7 +225,6 @@ export class ApprovalsBridge {
     socketPath: string,
     agentId: string,
     log: (m: string) => void,
-    requestInput: RequestInput,
   ): Promise<ApprovalsBridge> {
     let bridge: ApprovalsBridge | undefined;
     const pending: WireEvent[] = [];
@@ -242,7 +232,7 @@ export class ApprovalsBridge {
       if (bridge) bridge.onEvent(ev);
       else pending.push(ev);
     });
-    bridge = new ApprovalsBridge(agentId, sub, requestInput, log);
+    bridge = new ApprovalsBridge(agentId, sub, log);
     for (const ev of pending) bridge.onEvent(ev);
     return bridge;
   }
@@ -250,23 +240,14 @@ export class ApprovalsBridge {
   /**
    * Route the approval requests of the call `fn` makes to `on` while it runs: `fn` passes
    * the id the daemon gives its call to `started` (CallOptions.onStarted), and every request
-   * naming that id is this call's. `tool`, `many` and `input` serve a daemon that names no
-   * id: the next request for `tool` (`ANY_TOOL` with `many`: every request of the session's
-   * agent, as a plan's steps ask one by one), told from those of calls beside it by `input`.
+   * naming that id is this call's (a plan's steps ask one by one: all of them).
    */
-  async during<T>(
-    tool: string,
-    on: OnApproval,
-    fn: (started: Started) => Promise<T>,
-    many = false,
-    input?: Record<string, unknown>,
-  ): Promise<T> {
-    const w: Waiting = { tool, on, claimed: false, many, ...(input ? { input } : {}) };
+  async during<T>(on: OnApproval, fn: (started: Started) => Promise<T>): Promise<T> {
+    const w: Waiting = { on };
     this.waiting.push(w);
     const started: Started = (requestId) => {
       if (w.requestId !== undefined || !this.waiting.includes(w)) return;
       w.requestId = requestId;
-      w.claimed = true; // no longer a candidate for a request that names no id
       for (const ev of this.parked.take(requestId)) this.route(w, ev);
       this.settleParked();
     };
@@ -292,54 +273,21 @@ export class ApprovalsBridge {
     this.sub.close();
   }
 
-  /** The calls still without a request that one for `tool` may belong to. */
-  private candidates(tool: string): Waiting[] {
-    return this.waiting.filter((x) => !x.claimed && (x.tool === tool || x.tool === ANY_TOOL));
-  }
-
   private onEvent(ev: WireEvent): void {
     if (ev.type === "approval.decided" && ev.agent_id === this.agentId) {
       this.parked.resolved(String(ev.approval_id));
       return;
     }
     if (ev.type !== "approval.requested" || ev.agent_id !== this.agentId) return;
-    if (typeof ev.request_id === "string") {
-      const requestId = ev.request_id;
-      const own = this.waiting.find((x) => x.requestId === requestId);
-      if (own) this.route(own, ev);
-      else this.parked.park(requestId, ev, !this.waiting.some((x) => x.requestId === undefined));
-      return;
-    }
-    const tool = String(ev.tool);
-    const now = this.candidates(tool);
-    if (now.length === 0) return;
-    if (now.length === 1) {
-      this.route(now[0] as Waiting, ev);
-      return;
-    }
-    // More than one call could own it: its stored input says whose it is.
-    void this.requestInput(String(ev.approval_id)).then(
-      (stored) => this.routeByInput(tool, stored, ev),
-      (e) => {
-        this.log(`reading approval ${String(ev.approval_id)} failed: ${errorMessage(e)}`);
-        this.routeByInput(tool, undefined, ev);
-      },
-    );
-  }
-
-  /** The typed call whose input the request holds, else a call that runs any tool, else the first. */
-  private routeByInput(tool: string, stored: unknown, ev: WireEvent): void {
-    const now = this.candidates(tool);
-    const w =
-      now.find((x) => x.tool === tool && x.input !== undefined && holds(stored, x.input)) ??
-      now.find((x) => x.tool === ANY_TOOL) ??
-      now.find((x) => x.input === undefined) ??
-      now[0];
-    if (w) this.route(w, ev);
+    // No id: an agent's own turn or a process a call left running asked; `aido approvals` answers it.
+    if (typeof ev.request_id !== "string") return;
+    const requestId = ev.request_id;
+    const own = this.waiting.find((x) => x.requestId === requestId);
+    if (own) this.route(own, ev);
+    else this.parked.park(requestId, ev, !this.waiting.some((x) => x.requestId === undefined));
   }
 
   private route(w: Waiting, ev: WireEvent): void {
-    if (w.requestId === undefined) w.claimed = !w.many;
     try {
       w.on({
         approval_id: String(ev.approval_id),
@@ -363,19 +311,6 @@ function submittedByOf(ev: WireEvent): Pick<ApprovalAsk, "submitted_by"> {
   const by = ev.submitted_by as { kind?: unknown; session_id?: unknown } | undefined;
   if (by?.kind !== "mcp_session" || typeof by.session_id !== "string") return {};
   return { submitted_by: { kind: by.kind, session_id: by.session_id } };
-}
-
-/** `stored` holds `wanted`: every value `wanted` names is there, equal (the gate's parse may add defaults). */
-export function holds(stored: unknown, wanted: unknown): boolean {
-  if (wanted === null || typeof wanted !== "object") return stored === wanted;
-  if (stored === null || typeof stored !== "object") return false;
-  if (Array.isArray(wanted) !== Array.isArray(stored)) return false;
-  if (Array.isArray(wanted)) {
-    const s = stored as unknown[];
-    return wanted.length === s.length && wanted.every((v, i) => holds(s[i], v));
-  }
-  const s = stored as Record<string, unknown>;
-  return Object.entries(wanted).every(([k, v]) => v === undefined || holds(s[k], v));
 }
 
 /** Answer the daemon; a request a human already answered (or that ended) is left alone. */

@@ -41,15 +41,7 @@ export async function openMcpSession(client: AidoClient, opts: McpSessionOptions
   let bridge: ApprovalsBridge;
   let server: Server;
   try {
-    bridge = await ApprovalsBridge.start(
-      opts.config.socketPath,
-      link.session.agent_id,
-      opts.log,
-      async (id) => {
-        const { approvals } = await link.client.call("approval.list", {});
-        return approvals.find((a) => a.id === id)?.input;
-      },
-    );
+    bridge = await ApprovalsBridge.start(opts.config.socketPath, link.session.agent_id, opts.log);
   } catch (e) {
     await link.close();
     throw e;
