@@ -216,6 +216,10 @@ function listable(a: ClusterApproval): ClusterApproval {
     tool: text(a.tool),
     target: text(a.target),
     summary: text(a.summary),
+    // A list of words a surface prints (a record of an older node has none).
+    carries_secrets: Array.isArray(a.carries_secrets)
+      ? a.carries_secrets.filter((k): k is string => typeof k === "string")
+      : [],
     deadline_at: typeof a.deadline_at === "number" ? a.deadline_at : a.created_at,
     covers: {
       allow_once: text(c.allow_once),

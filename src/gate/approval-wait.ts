@@ -56,6 +56,7 @@ export async function awaitApproval(
     // What the human reads: the call with the goal's secrets blanked (judge.ts); it runs with its own.
     input: approval.input,
     summary: approval.summary,
+    carriesSecrets: approval.carriesSecrets,
     scope,
     askedBy: approval.askedBy,
     timeoutMs: deps.approvalTimeoutMs,

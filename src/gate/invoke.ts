@@ -23,6 +23,7 @@
 // not run leaves one entry. With tracing on, each call is an execute_tool span (gate/trace-call.ts)
 // that the stages annotate: approval, verdict, snapshot.
 
+import type { ConfigSecret } from "../config-secrets.js";
 import type { EgressPlumbing } from "../egress/plumbing.js";
 import { AidoError, type ErrorCode } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
@@ -148,10 +149,11 @@ export interface GateDeps {
    */
   egress?: Pick<EgressPlumbing, "access" | "agentStopped"> & Partial<Pick<EgressPlumbing, "goalSecretsIn">>;
   /**
-   * The config's secrets (config-secrets.ts configSecrets), blanked `***` in what the gate says
-   * and records of a call: its recorded input, a refusal's reason, an error. Absent: none.
+   * The config's secrets (config-secrets.ts configSecretKinds), blanked `***` in what the gate
+   * says and records of a call: its recorded input, a refusal's reason, an error; their kinds
+   * name what an approval request carries (`carries_secrets`). Absent: none.
    */
-  configSecrets?: () => readonly string[];
+  configSecrets?: () => readonly ConfigSecret[];
   /** Traces (telemetry/): one execute_tool span per call. Absent: tracing is off. */
   tracer?: Tracer;
   /**

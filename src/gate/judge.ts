@@ -29,7 +29,7 @@ import type { CommandAnalysis } from "../security/shell.js";
 import { inert } from "../security/terminal-text.js";
 import type { VerifiedToken } from "../security/tokens.js";
 import { argumentDepthRefusal, MAX_ARGUMENT_DEPTH } from "./argument-depth.js";
-import { blankedJson, hiddenText } from "./call-secrets.js";
+import { blankedJson, carriedSecrets, hiddenText } from "./call-secrets.js";
 import { refuseIfCancelled } from "./cancel.js";
 import { privateTmpOf } from "./confinement.js";
 import { passHold } from "./hold.js";
@@ -74,6 +74,11 @@ export interface ApprovalNeed {
   input: unknown;
   /** What the prompt shows of the call (inert text, of the input as shown). */
   summary: string;
+  /**
+   * The secrets the call carries, by kind (call-secrets.ts carriedSecrets: "the API key of
+   * provider anthropic"), never by value: what the blanks in input, summary and target are.
+   */
+  carriesSecrets: string[];
   /** Why a human is asked: the manifest's approval_required, or a policy confirm rule. */
   why: string;
   /** The same, as a record the approval keeps (the rule, the manifest key, the tool's default). */
@@ -265,12 +270,15 @@ export async function judgeCall(
     // What the human reads (the request's input, summary and target: approval.list, the
     // approval.requested entry and event, the dashboard, MCP, the cluster's mirror) is the call
     // with those secrets blanked in place, its shape kept; the call runs with its own input.
-    const shown = blankedJson(deps, principal.goalId, { input, target: scope.target });
+    // It is told which secrets the blanks stand for, by kind (carries_secrets).
+    const asked = { input, target: scope.target };
+    const shown = blankedJson(deps, principal.goalId, asked);
     judged.approval = {
       scope: { ...scope, target: shown.target },
       scopeOf,
       input: shown.input,
       summary: summarize(tool.name, shown.input, confirmRule?.reason),
+      carriesSecrets: carriedSecrets(deps, principal.goalId, asked),
       why: confirmRule
         ? confirmRule.reason
         : principal.approvalRequired.has(tool.name)

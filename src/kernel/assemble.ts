@@ -14,7 +14,7 @@ import { ContextArchive } from "../agent/context.js";
 import { ConversationStore } from "../agent/conversations.js";
 import type { AgentEnv } from "../agent/env.js";
 import type { Config } from "../config.js";
-import { configSecrets } from "../config-secrets.js";
+import { configSecretKinds } from "../config-secrets.js";
 import type { Db } from "../db/database.js";
 import { EgressGate } from "../egress/gate-policy.js";
 import { EgressPlumbing } from "../egress/plumbing.js";
@@ -231,7 +231,7 @@ export async function assembleRuntime(
     approvalTimeoutMs: config.approvals.timeoutMs,
     egress: egressPlumbing,
     // A model may write the API key into a child manifest: its recorded input blanks it.
-    configSecrets: () => configSecrets(config),
+    configSecrets: () => configSecretKinds(config),
   });
   forwardApprovalEvents(approvals, events);
   const registry: AgentRegistry = new AgentRegistry({

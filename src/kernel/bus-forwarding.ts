@@ -18,6 +18,7 @@ export function forwardApprovalEvents(approvals: ApprovalQueue, events: EventBus
       target: r.target,
       covers: r.covers,
       askedBy: r.asked_by,
+      carriesSecrets: r.carries_secrets,
       ...(r.submitted_by !== null ? { submittedBy: r.submitted_by } : {}),
     }),
   );

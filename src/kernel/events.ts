@@ -60,6 +60,8 @@ export interface EventPayloads {
     covers: Coverage;
     /** What made the gate ask (a policy.confirm rule, the manifest's approval_required, the tool's default). */
     askedBy: AskedBy | null;
+    /** The secrets the call carries, by kind, never by value (gate/call-secrets.ts); empty or absent: none. */
+    carriesSecrets?: string[];
     /** The socket request whose call asked (security/approval-origin.ts); absent for an agent's own call. */
     requestId?: string;
     /** Who submitted the call's goal when the user did not: an MCP session; absent: the user's goal. */

@@ -18,9 +18,14 @@
 // requests swapped: a cancel of one denied the other's, and its own stayed open to be
 // allowed after the client had cancelled it.
 //
-// A daemon that names no request id (an older one) is still served the old way: same agent
-// and tool, and when more than one call could own a request, its stored input
-// (approval.list) picks the typed call whose input it is, else the call that runs any tool.
+// A request that names no id is no call's of this session: every daemon method a call of
+// this server uses (tool.invoke, plan.execute, intent.check) names its requests; one naming
+// none was made by an agent's own turn or by a process a call left running, and is left to
+// `aido approvals`. Before, such a request went to a call of the same tool that had not yet
+// learned its id (the first of several, or the one whose input the request's stored input
+// held: stored blanked, a call carrying a secret matched none, and a call beside it got the
+// question), so a plan's form could ask about a left process's connection, and a cancel of
+// the plan denied it.
 
 import { AidoClient, type Subscription } from "../client/client.js";
 import type { WireEvent } from "../client/types.js";
@@ -35,6 +40,8 @@ export interface ApprovalAsk {
   summary: string;
   target: string;
   covers: { allow_once: string; allow_session: string; allow_always: string };
+  /** The secrets the call carries, by kind (the event's carries_secrets): what its blanks stand for. */
+  carries_secrets: string[];
   /** Whose call asks (the approval.requested event's submitted_by): this session's own; absent from an older daemon. */
   submitted_by?: { kind: string; session_id: string };
   /**
@@ -77,6 +84,9 @@ export function approvalForm(ask: ApprovalAsk) {
     message: [
       `Aido asks before this call runs: ${ask.summary}`,
       ...(whole !== undefined ? [`The whole call (${whole.total} characters): ${whole.shown}`] : []),
+      ...(ask.carries_secrets.length > 0
+        ? [`This call carries secrets (shown blanked): ${ask.carries_secrets.join("; ")}`]
+        : []),
       ...(ask.submitted_by
         ? [
             `Asked by: MCP session ${ask.submitted_by.session_id} (this session's own call, not one of the user's goals)`,
@@ -109,19 +119,14 @@ export function decisionOf(result: { action: string; content?: Record<string, un
   return DECISIONS.some((x) => x.value === d) ? (d as Decision) : "deny";
 }
 
-/** `during`'s tool for a call that may make any tool of the session's agent ask (plan.execute). */
+/** withHuman's tool for a call that may make any tool of the session's agent ask (plan.execute). */
 export const ANY_TOOL = "*";
 
-/** The stored input of a pending approval request; undefined when it is no longer pending. */
+/** The stored input of a pending approval request (approval.list); undefined when it is no longer pending. */
 export type RequestInput = (approvalId: string) => Promise<unknown>;
 
 interface Waiting {
-  tool: string;
   on: OnApproval;
-  claimed: boolean;
-  many: boolean;
-  /** A typed call's input: the request whose stored input holds it is this call's (older daemons). */
-  input?: Record<string, unknown>;
   /** The id the daemon gave the call: the requests naming it are this call's. */
   requestId?: string;
 }
@@ -263,23 +268,14 @@ export class ApprovalsBridge {
   /**
    * Route the approval requests of the call `fn` makes to `on` while it runs: `fn` passes
    * the id the daemon gives its call to `started` (CallOptions.onStarted), and every request
-   * naming that id is this call's. `tool`, `many` and `input` serve a daemon that names no
-   * id: the next request for `tool` (`ANY_TOOL` with `many`: every request of the session's
-   * agent, as a plan's steps ask one by one), told from those of calls beside it by `input`.
+   * naming that id is this call's (a plan's steps ask one by one: all of them).
    */
-  async during<T>(
-    tool: string,
-    on: OnApproval,
-    fn: (started: Started) => Promise<T>,
-    many = false,
-    input?: Record<string, unknown>,
-  ): Promise<T> {
-    const w: Waiting = { tool, on, claimed: false, many, ...(input ? { input } : {}) };
+  async during<T>(on: OnApproval, fn: (started: Started) => Promise<T>): Promise<T> {
+    const w: Waiting = { on };
     this.waiting.push(w);
     const started: Started = (requestId) => {
       if (w.requestId !== undefined || !this.waiting.includes(w)) return;
       w.requestId = requestId;
-      w.claimed = true; // no longer a candidate for a request that names no id
       for (const ev of this.parked.take(requestId)) this.route(w, ev);
       this.settleParked();
     };
@@ -305,55 +301,22 @@ export class ApprovalsBridge {
     this.sub.close();
   }
 
-  /** The calls still without a request that one for `tool` may belong to. */
-  private candidates(tool: string): Waiting[] {
-    return this.waiting.filter((x) => !x.claimed && (x.tool === tool || x.tool === ANY_TOOL));
-  }
-
   private onEvent(ev: WireEvent): void {
     if (ev.type === "approval.decided" && ev.agent_id === this.agentId) {
       this.parked.resolved(String(ev.approval_id));
       return;
     }
     if (ev.type !== "approval.requested" || ev.agent_id !== this.agentId) return;
-    if (typeof ev.request_id === "string") {
-      const requestId = ev.request_id;
-      const own = this.waiting.find((x) => x.requestId === requestId);
-      if (own) this.route(own, ev);
-      else this.parked.park(requestId, ev, !this.waiting.some((x) => x.requestId === undefined));
-      return;
-    }
-    const tool = String(ev.tool);
-    const now = this.candidates(tool);
-    if (now.length === 0) return;
-    if (now.length === 1) {
-      this.route(now[0] as Waiting, ev);
-      return;
-    }
-    // More than one call could own it: its stored input says whose it is.
-    void this.requestInput(String(ev.approval_id)).then(
-      (stored) => this.routeByInput(tool, stored, ev),
-      (e) => {
-        this.log(`reading approval ${String(ev.approval_id)} failed: ${errorMessage(e)}`);
-        this.routeByInput(tool, undefined, ev);
-      },
-    );
-  }
-
-  /** The typed call whose input the request holds, else a call that runs any tool, else the first. */
-  private routeByInput(tool: string, stored: unknown, ev: WireEvent): void {
-    const now = this.candidates(tool);
-    const w =
-      now.find((x) => x.tool === tool && x.input !== undefined && holds(stored, x.input)) ??
-      now.find((x) => x.tool === ANY_TOOL) ??
-      now.find((x) => x.input === undefined) ??
-      now[0];
-    if (w) this.route(w, ev);
+    // No id: an agent's own turn or a process a call left running asked; `aido approvals` answers it.
+    if (typeof ev.request_id !== "string") return;
+    const requestId = ev.request_id;
+    const own = this.waiting.find((x) => x.requestId === requestId);
+    if (own) this.route(own, ev);
+    else this.parked.park(requestId, ev, !this.waiting.some((x) => x.requestId === undefined));
   }
 
   /** Hand the request to its call, with its stored input (the summary cuts it: approvalForm). */
   private route(w: Waiting, ev: WireEvent): void {
-    if (w.requestId === undefined) w.claimed = !w.many;
     const approvalId = String(ev.approval_id);
     void this.requestInput(approvalId)
       .then(
@@ -371,6 +334,9 @@ export class ApprovalsBridge {
             summary: String(ev.summary ?? ""),
             target: String(ev.target ?? ""),
             covers: ev.covers as ApprovalAsk["covers"],
+            carries_secrets: Array.isArray(ev.carries_secrets)
+              ? ev.carries_secrets.filter((k): k is string => typeof k === "string")
+              : [],
             ...submittedByOf(ev),
             ...stored,
           });
@@ -386,19 +352,6 @@ function submittedByOf(ev: WireEvent): Pick<ApprovalAsk, "submitted_by"> {
   const by = ev.submitted_by as { kind?: unknown; session_id?: unknown } | undefined;
   if (by?.kind !== "mcp_session" || typeof by.session_id !== "string") return {};
   return { submitted_by: { kind: by.kind, session_id: by.session_id } };
-}
-
-/** `stored` holds `wanted`: every value `wanted` names is there, equal (the gate's parse may add defaults). */
-export function holds(stored: unknown, wanted: unknown): boolean {
-  if (wanted === null || typeof wanted !== "object") return stored === wanted;
-  if (stored === null || typeof stored !== "object") return false;
-  if (Array.isArray(wanted) !== Array.isArray(stored)) return false;
-  if (Array.isArray(wanted)) {
-    const s = stored as unknown[];
-    return wanted.length === s.length && wanted.every((v, i) => holds(s[i], v));
-  }
-  const s = stored as Record<string, unknown>;
-  return Object.entries(wanted).every(([k, v]) => v === undefined || holds(s[k], v));
 }
 
 /** Answer the daemon; a request a human already answered (or that ended) is left alone. */

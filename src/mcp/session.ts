@@ -41,6 +41,7 @@ export async function openMcpSession(client: AidoClient, opts: McpSessionOptions
   let bridge: ApprovalsBridge;
   let server: Server;
   try {
+    // A request's stored input (secrets blanked): the form shows it whole when the summary cut it.
     bridge = await ApprovalsBridge.start(
       opts.config.socketPath,
       link.session.agent_id,

@@ -73,16 +73,12 @@ export async function typedTools(client: AidoClient, session: SessionInfo): Prom
 async function invokeGated(tool: string, input: Record<string, unknown>, ctx: CallContext) {
   try {
     const r = await ctx.calls.run(ctx.signal, (own) =>
-      withHuman(
-        tool,
-        ctx,
-        (onStarted) =>
-          own.call(
-            "tool.invoke",
-            { agent_id: ctx.session.agent_id, tool, input },
-            { timeoutMs: CALL_TIMEOUT_MS, onStarted },
-          ),
-        input,
+      withHuman(tool, ctx, (onStarted) =>
+        own.call(
+          "tool.invoke",
+          { agent_id: ctx.session.agent_id, tool, input },
+          { timeoutMs: CALL_TIMEOUT_MS, onStarted },
+        ),
       ),
     );
     return textResult(r.output, r.is_error);
@@ -105,7 +101,6 @@ export async function withHuman<T>(
   tool: string,
   ctx: CallContext,
   fn: (started: Started) => Promise<T>,
-  input?: Record<string, unknown>,
 ): Promise<T> {
   const started = Date.now();
   /** Set while the call waits for a human at `aido approvals` (no elicitation). */
@@ -124,33 +119,27 @@ export async function withHuman<T>(
   };
   ctx.signal.addEventListener("abort", cancelled, { once: true });
   try {
-    return await ctx.bridge.during(
-      tool,
-      (ask) => {
-        pending = ask.approval_id;
-        if (ctx.signal.aborted) return cancelled();
-        const withheld = ctx.elicit ? formWithheld(ask) : undefined;
-        if (withheld !== undefined)
-          ctx.log(`approval ${ask.approval_id} is not asked in a form: ${withheld}`);
-        if (ctx.elicit && withheld === undefined) {
-          const elicit = ctx.elicit;
-          void elicit(approvalForm(ask)).then(
-            (res) => respond(ctx.link.client, ask.approval_id, decisionOf(res), ctx.log),
-            (e) =>
-              ctx.log(
-                `elicitation for approval ${ask.approval_id} failed: ${String(e)}; it waits for \`aido approvals\``,
-              ),
-          );
-          return;
-        }
-        waiting = `${ask.tool} waits for a human: answer approval ${ask.approval_id} with \`aido approvals\` (${withheld ?? ask.summary})`;
-        ctx.notice(waiting);
-        ctx.progress(waiting);
-      },
-      fn,
-      tool === ANY_TOOL,
-      input,
-    );
+    return await ctx.bridge.during((ask) => {
+      pending = ask.approval_id;
+      if (ctx.signal.aborted) return cancelled();
+      const withheld = ctx.elicit ? formWithheld(ask) : undefined;
+      if (withheld !== undefined) ctx.log(`approval ${ask.approval_id} is not asked in a form: ${withheld}`);
+      if (ctx.elicit && withheld === undefined) {
+        const elicit = ctx.elicit;
+        void elicit(approvalForm(ask)).then(
+          (res) => respond(ctx.link.client, ask.approval_id, decisionOf(res), ctx.log),
+          (e) =>
+            ctx.log(
+              `elicitation for approval ${ask.approval_id} failed: ${String(e)}; it waits for \`aido approvals\``,
+            ),
+        );
+        return;
+      }
+      const carries = ask.carries_secrets.length > 0 ? `; it carries ${ask.carries_secrets.join("; ")}` : "";
+      waiting = `${ask.tool} waits for a human: answer approval ${ask.approval_id} with \`aido approvals\` (${withheld ?? ask.summary}${carries})`;
+      ctx.notice(waiting);
+      ctx.progress(waiting);
+    }, fn);
   } finally {
     clearInterval(beat);
     ctx.signal.removeEventListener("abort", cancelled);

@@ -78,6 +78,9 @@ const MIGRATIONS = [
   // requests made before, and on those no socket call made (an agent's own turn, a process
   // a call left running).
   `ALTER TABLE approvals ADD COLUMN request_id TEXT;`,
+  // The secrets the call carries, by kind (JSON list, gate/call-secrets.ts); NULL on requests
+  // made before, read as none.
+  `ALTER TABLE approvals ADD COLUMN carries_secrets TEXT;`,
 ];
 
 export interface ApprovalRecord {
@@ -94,6 +97,11 @@ export interface ApprovalRecord {
   target: string;
   input: unknown;
   summary: string;
+  /**
+   * The secrets the call carries, by kind and never by value ("the API key of provider
+   * anthropic"): what the blanks (`***`, `[hidden]`) in input, summary and target stand for.
+   */
+  carries_secrets: string[];
   status: ApprovalStatus;
   decision: ApprovalDecision | null;
   decided_by: string | null;
@@ -115,8 +123,9 @@ export interface ApprovalRecord {
 
 type RawRecord = Omit<
   ApprovalRecord,
-  "input" | "identity" | "project" | "target" | "covers" | "asked_by" | "submitted_by"
+  "input" | "identity" | "project" | "target" | "covers" | "asked_by" | "submitted_by" | "carries_secrets"
 > & {
+  carries_secrets: string | null;
   input: string;
   project: string | null;
   identity: string | null;
@@ -143,6 +152,8 @@ export interface NewRequest {
   /** Canonical JSON of the call's input. */
   input: string;
   summary: string;
+  /** The secrets the call carries, by kind (absent: none). */
+  carriesSecrets?: string[];
   askedBy: AskedBy;
   /** The socket request of the call that asks, if one does. */
   requestId?: string;
@@ -163,7 +174,8 @@ export class ApprovalStore {
     prepared(
       this.db,
       `INSERT INTO approvals (id, goal_id, agent_id, identity, project, tool, scope_key, target, input, summary,
-         asked_by, request_id, status, created_at, deadline_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+         carries_secrets, asked_by, request_id, status, created_at, deadline_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
     ).run(
       r.id,
       r.goalId,
@@ -175,6 +187,7 @@ export class ApprovalStore {
       r.target,
       r.input,
       r.summary,
+      JSON.stringify(r.carriesSecrets ?? []),
       JSON.stringify(r.askedBy),
       r.requestId ?? null,
       r.createdAt,
@@ -253,6 +266,7 @@ export class ApprovalStore {
       input: JSON.parse(row.input),
       covers,
       asked_by,
+      carries_secrets: row.carries_secrets === null ? [] : (JSON.parse(row.carries_secrets) as string[]),
       submitted_by,
     };
   }

@@ -62,6 +62,8 @@ export interface ApprovalRequest {
   tool: string;
   input: unknown;
   summary: string;
+  /** The secrets the call carries, by kind, never by value (gate/call-secrets.ts); absent: none. */
+  carriesSecrets?: string[];
   scope: ApprovalScope;
   /** What made the gate ask (a policy rule, the manifest, the tool's default). */
   askedBy: AskedBy;
@@ -280,6 +282,7 @@ export class ApprovalQueue {
     const id = `apr_${randomUUID()}`;
     const requestId = req.requestId;
     const deadline = now + timeoutMs;
+    const carries = req.carriesSecrets ?? [];
     this.db
       .transaction(() => {
         this.store.insert({
@@ -293,6 +296,7 @@ export class ApprovalQueue {
           target: req.scope.target,
           input: canonicalJson(req.input),
           summary: req.summary,
+          carriesSecrets: carries,
           askedBy: req.askedBy,
           ...(requestId !== undefined ? { requestId } : {}),
           createdAt: now,
@@ -307,6 +311,7 @@ export class ApprovalQueue {
             summary: req.summary,
             deadline: new Date(deadline).toISOString(),
             asked_by: { ...req.askedBy },
+            ...(carries.length > 0 ? { carries_secrets: [...carries] } : {}),
             ...(requestId !== undefined ? { request_id: requestId } : {}),
             ...(req.project.submitted_by ? { submitted_by: { ...req.project.submitted_by } } : {}),
           },

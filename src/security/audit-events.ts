@@ -85,6 +85,8 @@ export interface AuditPayloads {
     deadline: string;
     /** What made the gate ask (security/approval-store.ts AskedBy). */
     asked_by?: { source: string; rule?: string; text: string };
+    /** The secrets the call carries, by kind (gate/call-secrets.ts); absent: none. */
+    carries_secrets?: string[];
     /** The socket request that asked (tool.invoke, plan.execute, …: security/approval-origin.ts). */
     request_id?: string;
     /** The MCP session that submitted the call's goal (absent: the user's goal). */

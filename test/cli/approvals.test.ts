@@ -91,6 +91,42 @@ describe("aido approvals", () => {
     await p.call.catch(() => {});
   });
 
+  it("says the call carries the daemon's API keys, by kind and never by value, before the answers", async () => {
+    const fx = await suite.start();
+    const anthropic = fx.home.config.providers.anthropic.apiKey as string;
+    const openai = fx.home.config.providers.openai.apiKey as string;
+    // A model that learnt the keys sends them out in what it stores.
+    const p = await pendingCall(`send ${anthropic} and ${openai} to https://evil.example`);
+    const kinds = ["the API key of provider anthropic", "the API key of providers openai, openai-compat"];
+    const out = (await cli(["approvals"])).out;
+    expect(out[1]).toContain("send *** and *** to https://evil.example");
+    expect(out[2]).toBe(`    CARRIES SECRETS (shown blanked): ${kinds.join("; ")}`);
+    const [listed] = JSON.parse((await cli(["approvals", "--json"])).text()) as {
+      carries_secrets: string[];
+    }[];
+    expect(listed!.carries_secrets).toEqual(kinds);
+    const audit = await (await fx.client()).call("audit.query", { kind: "approval.requested" });
+    expect(audit.entries.map((e) => (e.payload as { carries_secrets?: string[] }).carries_secrets)).toEqual([
+      kinds,
+    ]);
+    expect(JSON.stringify([out, listed, audit])).not.toMatch(new RegExp(`${anthropic}|${openai}`));
+    await cli(["approvals", "respond", p.id, "deny"]);
+    await p.call.catch(() => {});
+
+    // A call that carries none says nothing of it, and its audit entry has no such field.
+    const plain = await pendingCall("nothing secret");
+    expect((await cli(["approvals"])).out.some((l) => l.includes("CARRIES"))).toBe(false);
+    const [record] = JSON.parse((await cli(["approvals", "--json"])).text()) as {
+      carries_secrets: string[];
+    }[];
+    expect(record!.carries_secrets).toEqual([]);
+    const entries = (await (await fx.client()).call("audit.query", { kind: "approval.requested" })).entries;
+    const entry = entries.find((e) => (e.payload as { approval_id?: string }).approval_id === plain.id);
+    expect(entry?.payload).not.toHaveProperty("carries_secrets");
+    await cli(["approvals", "respond", plain.id, "deny"]);
+    await plain.call.catch(() => {});
+  });
+
   it("answers 'a' with a grant that `approvals grants` lists and `approvals revoke` ends", async () => {
     const _fx = await suite.start();
     const p = await pendingCall();

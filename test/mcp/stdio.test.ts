@@ -285,6 +285,29 @@ describe("approvals", () => {
     expect(textOf(r)).toMatch(/denied at the approval stage/);
   });
 
+  it("tells the client's human, in the form, that the call carries the daemon's API key (never the key)", async () => {
+    const fx = await suite.start();
+    const apiKey = fx.home.config.providers.anthropic.apiKey as string;
+    const asked: string[] = [];
+    const client = await suite.connect({
+      elicit: async (req) => {
+        asked.push((req.params as { message: string }).message);
+        return { action: "accept", content: { decision: "deny" } };
+      },
+    });
+    const r = await client.callTool({
+      name: "exec",
+      arguments: { command: `python3 -c "print('${apiKey}')"` },
+    });
+    expect(textOf(r)).toMatch(/denied at the approval stage/);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toContain("print('***')");
+    expect(asked[0]).toContain(
+      "This call carries secrets (shown blanked): the API key of provider anthropic",
+    );
+    expect(asked[0]).not.toContain(apiKey);
+  });
+
   it("without elicitation, says the call waits for `aido approvals`, which answers it over the socket", async () => {
     const fx = await suite.start();
     const client = await suite.connect();

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import type { RuntimeEventParams } from "../../src/client/types.js";
+import { PROXY_CREDENTIAL_KIND } from "../../src/gate/call-secrets.js";
 import { MIN_SECRET_LENGTH } from "../../src/security/blank-secrets.js";
 import { type DaemonFixture, manifest, rpcError } from "../daemon/fixture.js";
 import { piecesOf, startGoalDaemon } from "../egress/goal-daemon.js";
@@ -32,6 +33,7 @@ interface Asked {
   summary: string;
   target: string;
   scope_key: string;
+  carries_secrets: string[];
 }
 
 /** The pending request that is not one of `seen`, once it appears; the call's error should it end first. */
@@ -116,6 +118,7 @@ describe("a model writing a secret into a call that needs approval", () => {
     // The password the model learnt (a test reads it; a model could be told it).
     await ask("exec", { command: `printf '%s\\n' "$HTTP_PROXY" > /workspace/p-proxy` }, "allow_once");
     const url = readFileSync(ws("p-proxy"), "utf8").trim();
+    const carriesBoth = [PROXY_CREDENTIAL_KIND, "the API key of provider anthropic"];
     const { password } = new URL(url);
     const shownUrl = url.replace(password, "[hidden]");
     expect(shownUrl).not.toBe(url);
@@ -129,6 +132,8 @@ describe("a model writing a secret into a call that needs approval", () => {
     expect.soft(write.req.input).toEqual({ path: "/workspace/note", content: `key *** proxy ${shownUrl}` });
     expect.soft(write.req.summary).toContain(`key *** proxy ${shownUrl}`);
     expect.soft(write.req.target).toBe("file_write on /workspace/note");
+    // What the blanks stand for, by kind: the one fact that decides the answer.
+    expect.soft(write.req.carries_secrets).toEqual(carriesBoth);
     expect(readFileSync(ws("note"), "utf8")).toBe(`key ${apiKey} proxy ${url}`);
 
     // A command line: its target (what a standing answer would cover) too.
@@ -139,6 +144,7 @@ describe("a model writing a secret into a call that needs approval", () => {
     expect.soft(exec.req.summary).toContain("***");
     // (the command as normalized: quotes gone)
     expect.soft(exec.req.target).toContain(`printf '%s %s' *** ${shownUrl} >/workspace/cmd`);
+    expect.soft(exec.req.carries_secrets).toEqual(carriesBoth);
     expect(readFileSync(ws("cmd"), "utf8")).toBe(`${apiKey} ${url}`);
 
     // A child manifest: shown with its shape, the human denies it.
@@ -158,15 +164,28 @@ describe("a model writing a secret into a call that needs approval", () => {
       manifest: { name: "kid", system_prompt: `Use *** via ${shownUrl}.`, capabilities: ["tool: file_read"] },
       message: "key ***",
     });
+    expect.soft(spawn.req.carries_secrets).toEqual(carriesBoth);
     expect.soft(spawn.ended).toBeInstanceOf(Error);
 
     // Nothing the human, the event stream or the audit log saw holds either secret.
     const listed = (await c.call("approval.list", { status: "all" })).approvals;
     const requested = events.filter((e) => e.type === "approval.requested");
     expect(requested.length).toBeGreaterThanOrEqual(4);
+    // The event and the audit entry say it too; the first call ($HTTP_PROXY, not the password) carries none.
+    const carried = (id: string) => requested.find((e) => e.approval_id === id)?.carries_secrets;
+    const asked = [write, exec, spawn].map((x) => x.req.id);
+    expect.soft(asked.map(carried)).toEqual([carriesBoth, carriesBoth, carriesBoth]);
+    expect.soft(requested.map((e) => e.carries_secrets)).toContainEqual([]);
     const audit = (await c.call("audit.query", { goal_id: goalId, limit: 1000 })).entries;
     const entries = audit.filter((e) => String(e.kind).startsWith("approval."));
     expect(entries.length).toBeGreaterThanOrEqual(8);
+    const audited = (id: string) =>
+      (entries.find(
+        (e) => e.kind === "approval.requested" && (e.payload as { approval_id: string }).approval_id === id,
+      )?.payload ?? {}) as { carries_secrets?: string[] };
+    expect
+      .soft(asked.map((id) => audited(id).carries_secrets))
+      .toEqual([carriesBoth, carriesBoth, carriesBoth]);
     const all = JSON.stringify([listed, requested, audit, fx.eventLog]);
     expect(all).not.toContain(apiKey);
     for (const piece of piecesOf(password)) expect(all).not.toContain(piece);

@@ -59,12 +59,26 @@ function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
   return [
     `${f(a.id)}  ${f(a.tool)}  agent=${f(a.agent_id)} (identity ${f(a.identity)})${a.goal_id ? ` goal=${f(a.goal_id)}` : ""}${a.request_id ? ` request=${f(a.request_id)}` : ""}  (${left})`,
     `    ${f(a.summary)}`,
+    ...carriesSecretsLines(a),
     `    submitted by: ${submittedByText(a.submitted_by, a.goal_id)}`,
     ...wholeCall(a),
     `    Allow Once:    ${f(covers.allow_once)}`,
     `    Allow Session: ${f(covers.allow_session)}`,
     `    Allow Always:  ${f(covers.allow_always)}`,
   ];
+}
+
+/**
+ * The secrets the call carries, by kind (the blanks in its summary stand for them): said before
+ * the answers, the fact that decides them. A record of an older daemon or node has none.
+ */
+function carriesSecretsLines(a: ApprovalRecord): string[] {
+  const kinds = Array.isArray(a.carries_secrets)
+    ? a.carries_secrets.filter((k) => typeof k === "string")
+    : [];
+  return kinds.length === 0
+    ? []
+    : [`    CARRIES SECRETS (shown blanked): ${kinds.map((k) => inert(k)).join("; ")}`];
 }
 
 /**

@@ -94,6 +94,8 @@ export interface Approval {
   lineage?: LineageStep[];
   /** null on requests recorded before the daemon kept it. */
   asked_by?: AskedBy | null;
+  /** The secrets the call carries, by kind, never by value (blanked in input, summary and target). */
+  carries_secrets?: string[];
   /** Who submitted the call's goal when the user did not: an MCP session; null: the user's goal. */
   submitted_by?: { kind: string; session_id: string } | null;
   /** Cluster mode: the node whose agent waits for the answer. */

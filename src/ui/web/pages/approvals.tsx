@@ -1,6 +1,6 @@
 // ui/web/pages/approvals.tsx — the approvals inbox across every goal and MCP session:
 // each waiting call (tool, summary, target), the agent and its lineage, what made the
-// gate ask, and the four answers, each with exactly what it will cover (the daemon's
+// gate ask, the secrets the call carries (by kind: the blanks in it), and the four answers, each with exactly what it will cover (the daemon's
 // `covers` texts), decided with one click. Below: the history of decisions and the
 // standing (Allow Always) grants, each revocable.
 
@@ -43,6 +43,21 @@ function askedByText(a: Approval): string {
     default:
       return `${by.source}: ${by.text}`;
   }
+}
+
+/**
+ * The secrets the call carries (the daemon's API key, a proxy credential), by kind: blanked in
+ * the call shown, they are what decides the answer, so they are said before anything else.
+ */
+function CarriesSecrets({ a }: { a: Approval }) {
+  const kinds = a.carries_secrets ?? [];
+  if (kinds.length === 0) return null;
+  return (
+    <p class="error text" data-testid="carries-secrets">
+      This call carries {kinds.length === 1 ? "a secret" : "secrets"} (shown blanked below):{" "}
+      {kinds.map((k) => visible(k)).join("; ")}
+    </p>
+  );
 }
 
 function Lineage({ a }: { a: Approval }) {
@@ -91,6 +106,7 @@ function Request({ a, onDecided }: { a: Approval; onDecided(): void }) {
       <h3 id={`req-${a.id}`}>
         <span class="tool">{visible(a.tool)}</span>: <span class="text">{visible(a.summary)}</span>
       </h3>
+      <CarriesSecrets a={a} />
       <dl class="facts">
         <dt>Call</dt>
         <dd>
