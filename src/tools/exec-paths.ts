@@ -15,7 +15,10 @@
 // the program alone knows. Every resolved path, inside the mounts or not, goes to the
 // policy too (operator `path:` rules, the system-path rule). A relative path that is not
 // explicit (`a/b`, not `./a/b`) is judged only when its folder exists: `s/a/b/` is more
-// often a sed script than a file. Every static word of every command is also collected
+// often a sed script than a file. A run-time word is judged by the fixed folder in front of it
+// (knownPart) and, where it is a variable whole (`"$d/f"`, `"$1"`), as each value the command
+// gives it, as the literal would be (exec-values.ts; one set at run time is refused; removals
+// take their values there too, exec-removals.ts). Every static word of every command is also collected
 // with the folders it may be opened from (not resolved: exec-scope.ts does that, only
 // when a human's standing answer is involved).
 
