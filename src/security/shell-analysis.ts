@@ -106,8 +106,8 @@ export interface CommandAnalysis {
   assignedNames: string[];
   /**
    * `NAME=value` (value as written) for each value the shell's own variable is given by an
-   * assignment on its own (`d=$TMPDIR`) or a for loop's word (`for d in ~`; `for d; do` is
-   * `d="$@"`); `export`,
+   * assignment on its own (`d=$TMPDIR`), a for loop's word (`for d in ~`; `for d; do` is
+   * `d="$@"`), or a setting in the environment of code a shell runs (`d=D sh -c CODE`); `export`,
    * `readonly` and `local` keep theirs in their arguments. Not `read`, `getopts`, `${d:=x}`.
    */
   assignedValues: string[];

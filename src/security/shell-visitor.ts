@@ -386,6 +386,8 @@ export class Analyzer {
     const code = useStdin ? [...step.code, at.stdinCode!] : step.code;
     // Each value a positional parameter may have, like an assignment's (`sh -c 'rm -rf $0' "$TMPDIR"`).
     for (const [n, a] of (step.positional ?? []).entries()) this.out.assignedValues.push(`${n}=${a.value}`);
+    // The code starts with its environment's settings as its variables (`d=D sh -c 'cp e "$d"'`).
+    if (code.length > 0) this.out.assignedValues.push(...inner.assigns);
     for (const c of code) {
       if (c.dynamic) {
         recordCommand(this.out, [{ value: c.value, dynamic: true }], inner, undefined);

@@ -15,7 +15,10 @@
 // the program alone knows. Every resolved path, inside the mounts or not, goes to the
 // policy too (operator `path:` rules, the system-path rule). A relative path that is not
 // explicit (`a/b`, not `./a/b`) is judged only when its folder exists: `s/a/b/` is more
-// often a sed script than a file. Every static word of every command is also collected
+// often a sed script than a file. A run-time word is judged by the fixed folder in front of it
+// (knownPart) and, where it is a variable whole (`"$d/f"`, `"$1"`), as each value the command
+// gives it, as the literal would be (exec-values.ts; one set at run time is refused; removals
+// take their values there too, exec-removals.ts). Every static word of every command is also collected
 // with the folders it may be opened from (not resolved: exec-scope.ts does that, only
 // when a human's standing answer is involved).
 
@@ -43,7 +46,14 @@ import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } f
 import { runTimeNamed } from "./exec-merge.js";
 import { refuseRebound } from "./exec-rebound.js";
 import { assignedPaths, cwdPath, refuseOldPwd, runsRuntimeRemoval } from "./exec-removals.js";
-import { hasSubstitution, readRemoval, substitutionRemoval, xargsRemoval } from "./exec-substitutions.js";
+import {
+  hasSubstitution,
+  readRemoval,
+  substitutionRemoval,
+  substitutionValue,
+  xargsRemoval,
+} from "./exec-substitutions.js";
+import { boundWords } from "./exec-values.js";
 
 export { CONTAINER_HOME } from "./exec-known.js";
 
@@ -61,6 +71,9 @@ export interface ExecPaths {
    */
   words: ScopeWord[];
 }
+
+/** Text that expands, globs or is quoted: a word with none of it is the path it names. */
+const RUN_TIME_TEXT = /[$`*?[\]\\'"~]/;
 
 const describeRedirect = (r: Redirect): string =>
   `the redirection ${r.fd === 0 || r.fd === 1 ? "" : r.fd}${r.op}`;
@@ -164,11 +177,34 @@ async function pathsFrom(
     if (!x.dynamic) return r.judge(x.target, dirs, access, describeRedirect(x), true);
     // `f() { echo x > "$1"; }; f D`: a target bound only at run time is not judged without its value.
     if (x.write) refuseRebound(x.target, analysis, { via: describeRedirect(x), acts: "writes" }, index);
+    await bound(x.target, dirs, access, describeRedirect(x), x.write ? "writes" : "reads");
     const known = knownPart(x.target, vars);
     if (known) await r.judge(known.path, dirs, known.whole ? access : "any", describeRedirect(x), true);
   };
   const words: ScopeWord[] = [];
   const knownValues = { vars, assigned: (w: string) => assignedPaths(w, analysis, vars) };
+  // `sh -c 'cp E "$1"' _ D`, `d=D; echo x > "$d/f"`: a variable the command gives values is judged
+  // with each of them as the literal word would be (exec-values.ts); one set at run time is refused.
+  async function bound(
+    text: string,
+    dirs: StartDir[] | undefined,
+    access: "read" | "write" | "readwrite" | "any",
+    via: string,
+    acts: string,
+    logical = false,
+  ): Promise<void> {
+    for (const w of boundWords(text, analysis, `what ${via} ${acts}`) ?? []) {
+      const value = hasSubstitution(w) ? substitutionValue(w, knownValues) : w;
+      if (value !== undefined && !RUN_TIME_TEXT.test(value)) {
+        if (value === "" || (value === "-" && access === "write")) continue;
+        const p = access === "any" ? pathOf(value) : { path: value, explicit: true };
+        if (p) await r.judge(p.path, dirs, access, via, p.explicit, logical);
+        continue;
+      }
+      const known = knownPart(value ?? w, vars);
+      if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
+    }
+  }
   for (const [i, c] of analysis.commands.entries()) {
     const dirs = await dirsOf(i);
     const name = commandName(c);
@@ -227,9 +263,16 @@ async function pathsFrom(
         const via = `argument ${k} of ${name}`;
         // `set -- D; cd "$1"`, `f() { cp e "$1"; }; f D`: a word bound only at run time, where it
         // names the folder the shell moves to or what is written, is not judged without its value.
-        if (isCd(name) && !arg.startsWith("-"))
+        if (isCd(name) && !arg.startsWith("-")) {
           refuseRebound(arg, analysis, { via: "the cd target", acts: "names" }, i);
-        for (const text of removing ? [] : written) refuseRebound(text, analysis, { via, acts: "writes" }, i);
+          const logical = !c.argv.slice(1, k).includes("-P");
+          await bound(arg, dirs, "read", "the cd target", "names", logical);
+        }
+        for (const text of removing ? [] : written) {
+          refuseRebound(text, analysis, { via, acts: "writes" }, i);
+          if (writtenPath(text, name) !== undefined) await bound(text, dirs, "write", via, "writes");
+        }
+        for (const text of read) await bound(text, dirs, "any", via, "names");
         // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
         const texts = [...written.map((t) => [t, "write"] as const), ...read.map((t) => [t, "any"] as const)];
         for (const [text, access] of texts) {
@@ -314,7 +357,10 @@ async function pathsFrom(
       for (const d of c.localDirs) {
         const via = `the folder ${name} runs in`;
         if (!d.dynamic) await r.judge(d.path, base, "read", via, true, true);
-        else refuseRebound(d.path, analysis, { via, acts: "names" }, i);
+        else {
+          refuseRebound(d.path, analysis, { via, acts: "names" }, i);
+          await bound(d.path, base, "read", via, "names", true);
+        }
       }
     }
     for (const f of c.files) {
@@ -323,6 +369,7 @@ async function pathsFrom(
       if (!f.dynamic) await r.judge(f.path, dirs, access, via, true);
       else {
         if (f.write) refuseRebound(f.path, analysis, { via, acts: "writes" }, i);
+        await bound(f.path, dirs, access, via, f.write ? "writes" : "reads");
         // `curl -o "/workspace/out/$F"`: the part known before run time is judged.
         const known = knownPart(f.path, vars);
         if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
@@ -344,6 +391,7 @@ async function pathsFrom(
       continue;
     }
     if (f.write) refuseRebound(f.path, analysis, { via, acts: "writes" }, f.at);
+    await bound(f.path, dirs, access, via, f.write ? "writes" : "reads");
     const known = knownPart(f.path, vars);
     if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
   }

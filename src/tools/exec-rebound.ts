@@ -11,7 +11,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import type { SimpleCommand } from "../security/shell-analysis.js";
 import { commandName } from "../security/shell-operands.js";
-import { MAX_VAR_CHAIN, valuesOf } from "./exec-removals.js";
+import { MAX_VAR_CHAIN, valuesOf } from "./exec-values.js";
 
 /**
  * A positional parameter anywhere in a word: `$1`, `${2}`, `"$@"`, `${1:-x}`, and inside

@@ -8,9 +8,10 @@
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
-import { commandName, removedOperands } from "../security/shell-operands.js";
+import { removedOperands } from "../security/shell-operands.js";
 import { type KnownVars, knownPart, wholeVariable } from "./exec-known.js";
 import { hasSubstitution, substitutionValue } from "./exec-substitutions.js";
+import { MAX_VAR_CHAIN, setAtRunTime, valuesOf } from "./exec-values.js";
 
 /** The shell's folder: `$PWD`, `${PWD}`, `$(pwd)`, `` `pwd -P` ``. */
 const CWD = String.raw`\$PWD|\$\{PWD\}|\$\(pwd(?: -[LP])?\)|` + "`pwd(?: -[LP])?`";
@@ -89,10 +90,7 @@ function mayBeFound(written: string, analysis: CommandAnalysis, depth = 0): bool
   const name = wholeVariable(written)?.name;
   if (name === undefined || depth > MAX_VAR_CHAIN) return true;
   const values = valuesOf(name, analysis);
-  const read = analysis.commands.some(
-    (c) => ["read", "getopts"].includes(commandName(c)) && c.argv.slice(1).includes(name),
-  );
-  if (values.length === 0 || read) return true;
+  if (values.length === 0 || setAtRunTime(name, analysis) !== undefined) return true;
   return values.some(
     (v) => FOUND.test(v) || (wholeVariable(v) !== undefined && mayBeFound(v, analysis, depth + 1)),
   );
@@ -100,8 +98,6 @@ function mayBeFound(written: string, analysis: CommandAnalysis, depth = 0): bool
 
 /** A value the text shows whole (double quotes around it taken out). */
 const FIXED_VALUE = /^[^$`*?[\]~\\'"]+$/;
-/** How many variables deep a value is followed (`a=~; b=$a`). */
-export const MAX_VAR_CHAIN = 4;
 
 /**
  * The paths a removed run-time word names through a variable the command assigns (on its own,
@@ -135,18 +131,6 @@ export function assignedPaths(
     if (hasSubstitution(value)) return [value + rest];
     return assignedPaths(value, analysis, vars, depth + 1).map((p) => p + rest);
   });
-}
-
-/** Every value, as written, the command assigns to the shell variable `name`. */
-export function valuesOf(name: string, analysis: CommandAnalysis): string[] {
-  const declared = analysis.commands.flatMap((c) =>
-    ["export", "readonly", "local"].includes(commandName(c)) ? c.argv.slice(1) : [],
-  );
-  // "$@" and "$*" are every positional parameter from $1 on.
-  const all = name === "@" || name === "*";
-  return [...analysis.assignedValues, ...declared].flatMap((a) =>
-    a.startsWith(`${name}=`) || (all && /^[1-9][0-9]*=/.test(a)) ? [a.slice(a.indexOf("=") + 1)] : [],
-  );
 }
 
 /**

@@ -1,0 +1,170 @@
+// Red team: a written, redirected or cd'd word whose value is known only through a variable or
+// a `sh -c CODE NAME ARGS` positional. Removals were judged with the values the command gives
+// such a word (exec-removals.ts assignedPaths); every other site judged only the fixed text in
+// front of it, which for `"$1"` or `"$d/f"` is nothing: `sh -c 'cp E "$1"' _ D`, `d=D; cp E
+// "$d"`, `d=V; echo x > "$d/x"` and `sh -c 'cd "$1" && cat keep' _ V` each wrote or read past
+// the operator's deny rule (which Landlock does not implement inside a granted tree) and, with
+// `sandbox.landlock: off`, outside every grant. Each is now judged with every value the word may
+// take, as the literal would be; a value the judge cannot know (`read d`, `${d:=V}`) is refused
+// as unjudgeable, the word named. The common forms still run.
+// The agent may read /workspace/** and write /workspace/out/**; `path: /workspace/out/vault/**`
+// is denied.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ran } from "./private-folder.js";
+import {
+  escapeRegExp,
+  expectRefused,
+  openSharedBench,
+  readAllWriteOut,
+  type SharedBench,
+} from "./shared-bench.js";
+
+const PROGRAMS = ["echo", "sh", "cat", "cp", "tee", "dd", "ln", "touch", "mkdir", "mktemp"];
+
+const S = "/workspace/out";
+const FREE = `${S}/free`;
+const VAULT = `${S}/vault`;
+const T = `${VAULT}/x`;
+const E = `${FREE}/evil`;
+/** Readable, not writable: outside every file_write grant. */
+const PUB = "/workspace/pub";
+const P = `${PUB}/x`;
+
+/** The operator's rule, refusing what is named. */
+const RULE = `denied by policy rule "path: ${escapeRegExp(VAULT)}/\\*\\*": `;
+/** A path-rule refusal of a write to T. */
+const DENIED_T = new RegExp(`${RULE}file_write ${escapeRegExp(T)} `);
+
+/** Attacks on the deny rule: each would write T. */
+const DENY_ATTACKS: [string, RegExp][] = [
+  [`sh -c 'echo x > "$1"' _ ${T}`, /the redirection >/],
+  [`d=${VAULT}; echo x > "$d/x"`, /the redirection >/],
+  [`d=${T}; echo x >> "$d"`, /the redirection >>/],
+  [`sh -c 'cp ${E} "$1"' _ ${T}`, /argument 2 of cp/],
+  [`sh -c 'cp ${E} "$@"' _ ${T}`, /argument 2 of cp/],
+  [`d=${T}; cp ${E} "$d"`, /argument 2 of cp/],
+  [`a=${T}; d=$a; cp ${E} "$d"`, /argument 2 of cp/],
+  [`d=${T}; export d; echo x | tee "$d"`, /argument 1 of tee/],
+  [`d=${T}; touch "$d"`, /argument 1 of touch/],
+  [`d=${T}; mkdir "$d"`, /argument 1 of mkdir/],
+  [`d=${T}; dd if=${E} of="$d"`, /argument 2 of dd/],
+  [`sh -c 'ln -s ${E} "$1"' _ ${T}`, /argument 3 of ln/],
+  [`d=${T} sh -c 'cp ${E} "$d"'`, /argument 2 of cp/],
+  [`d=${T} :; cp ${E} "$d"`, /argument 2 of cp/],
+  [`for d in ${FREE}/a ${T}; do cp ${E} "$d"; done`, /argument 2 of cp/],
+];
+
+/** Attacks outside every write grant: each would write P. */
+const OUTSIDE_ATTACKS: string[] = [
+  `sh -c 'echo x > "$1"' _ ${P}`,
+  `d=${PUB}; echo x > "$d/x"`,
+  `sh -c 'cp ${E} "$1"' _ ${P}`,
+  `d=${P}; cp ${E} "$d"`,
+  `d=${P}; touch "$d"`,
+];
+
+/** Values the judge cannot know: refused as unjudgeable, the word named. */
+const UNKNOWN_ATTACKS: [string, RegExp][] = [
+  [`echo ${T} | { read d; cp ${E} "$d"; }`, /read sets d at run time/],
+  [`echo ${T} | { read d; echo x > "$d"; }`, /read sets d at run time/],
+  [`: "\${d:=${T}}"; cp ${E} "$d"`, /\$\{d:=\.\.\.\} sets d at run time/],
+];
+
+for (const landlock of ["on", "off"] as const) {
+  describe(`with sandbox.landlock ${landlock}`, () => {
+    let b: SharedBench;
+
+    beforeAll(async () => {
+      b = await openSharedBench({
+        profiles: { worker: readAllWriteOut(PROGRAMS) },
+        files: {
+          [E]: "evil\n",
+          [`${VAULT}/keep`]: "secret\n",
+          [`${FREE}/one.txt`]: "1\n",
+          [`${FREE}/two.txt`]: "2\n",
+          [`${PUB}/.keep`]: "",
+        },
+        setup: `chmod -R a+rwX /workspace && mkdir -p ${FREE}/copies && chmod a+rwx ${FREE}/copies`,
+        deny: [`path: ${VAULT}/**`],
+        landlock,
+      });
+    }, 240_000);
+
+    afterAll(async () => {
+      await b?.close();
+    });
+
+    describe("a variable's or positional's value, written past a deny rule", () => {
+      it.each(DENY_ATTACKS)(
+        "refuses %s",
+        async (command, site) => {
+          const r = await b.exec("worker", command);
+          expectRefused(b, "worker", r, "policy", DENIED_T);
+          expect((r as Error).message).toMatch(site);
+          expect(b.exists(T)).toBe(false);
+        },
+        60_000,
+      );
+    });
+
+    describe("a variable's or positional's value, written outside every grant", () => {
+      it.each(OUTSIDE_ATTACKS)(
+        "refuses %s",
+        async (command) => {
+          const r = await b.exec("worker", command);
+          expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${escapeRegExp(P)} `));
+          expect(b.exists(P)).toBe(false);
+        },
+        60_000,
+      );
+    });
+
+    describe("a variable's or positional's value as the folder the shell moves to", () => {
+      it.each([`sh -c 'cd "$1" && cat keep' _ ${VAULT}`, `d=${VAULT}; cd "$d" && cat keep`])(
+        "refuses %s",
+        async (command) => {
+          const r = await b.exec("worker", command);
+          expectRefused(b, "worker", r, "policy", new RegExp(`${RULE}file_read ${escapeRegExp(VAULT)} `));
+        },
+        60_000,
+      );
+    });
+
+    describe("a value known only at run time", () => {
+      it.each(UNKNOWN_ATTACKS)(
+        "refuses %s as unjudgeable",
+        async (command, why) => {
+          const r = await b.exec("worker", command);
+          expectRefused(b, "worker", r, "policy", new RegExp(`cannot judge .*"\\$d".*: ${why.source}`));
+          expect(b.exists(T)).toBe(false);
+        },
+        60_000,
+      );
+    });
+
+    describe("the common forms still run", () => {
+      it.each([
+        [`sh -c 'cp ${E} "$1"' _ ${FREE}/c1`, `${FREE}/c1`],
+        [`d=${FREE}; cp ${E} "$d/c2"`, `${FREE}/c2`],
+        [`d=${FREE}; echo x > "$d/c3"`, `${FREE}/c3`],
+        [`cd ${FREE} && for f in *.txt; do cp "$f" copies/; done`, `${FREE}/copies/two.txt`],
+        [`for f in c4 c5; do echo x > "${FREE}/$f"; done`, `${FREE}/c5`],
+      ])(
+        "runs %s",
+        async (command, made) => {
+          ran(await b.exec("worker", command));
+          expect(b.exists(made)).toBe(true);
+        },
+        60_000,
+      );
+
+      // Confined, mktemp makes its folder in the caller's private folder (unconfined, in /tmp: no grant).
+      if (landlock === "on") {
+        it("runs d=$(mktemp -d); echo x > $d/f in the private folder", async () => {
+          ran(await b.exec("worker", `d=$(mktemp -d); echo x > "$d/f" && cat "$d/f"`));
+        }, 60_000);
+      }
+    });
+  });
+}
