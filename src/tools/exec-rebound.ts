@@ -11,7 +11,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import type { SimpleCommand } from "../security/shell-analysis.js";
 import { commandName } from "../security/shell-operands.js";
-import { MAX_VAR_CHAIN, valuesOf } from "./exec-values.js";
+import { valuesOf } from "./exec-values.js";
 
 /**
  * A positional parameter anywhere in a word: `$1`, `${2}`, `"$@"`, `${1:-x}`, and inside
@@ -72,11 +72,19 @@ export function refuseRebound(
  * Whether `written`, or a value the command gives a variable it expands (`d=$1; rm -rf "$d"`,
  * `d=$1; rm -rf "$HOME/$d"`), holds `bound`.
  */
-function holds(written: string, bound: RegExp, analysis: CommandAnalysis, depth = 0): boolean {
+function holds(
+  written: string,
+  bound: RegExp,
+  analysis: CommandAnalysis,
+  /** Variables whose values were looked through already (none held it): each once, not once per path to it. */
+  seen = new Set<string>(),
+): boolean {
   if (bound.test(written.replaceAll('"', ""))) return true;
-  if (depth >= MAX_VAR_CHAIN) return false;
+  // Each variable is looked through once (seen), however deep the chain: no depth bound needed.
   for (const [, name] of written.matchAll(VARIABLE_USE)) {
-    if (valuesOf(name!, analysis).some((v) => holds(v, bound, analysis, depth + 1))) return true;
+    if (seen.has(name!)) continue;
+    seen.add(name!);
+    if (valuesOf(name!, analysis).some((v) => holds(v, bound, analysis, seen))) return true;
   }
   return false;
 }

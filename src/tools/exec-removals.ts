@@ -11,7 +11,7 @@ import type { CommandAnalysis } from "../security/shell.js";
 import { removedOperands } from "../security/shell-operands.js";
 import { type KnownVars, knownPart, wholeVariable } from "./exec-known.js";
 import { hasSubstitution, substitutionValue } from "./exec-substitutions.js";
-import { MAX_VAR_CHAIN, setAtRunTime, valuesOf } from "./exec-values.js";
+import { boundCounter, MAX_VAR_CHAIN, setAtRunTime, valuesOf } from "./exec-values.js";
 
 /** The shell's folder: `$PWD`, `${PWD}`, `$(pwd)`, `` `pwd -P` ``. */
 const CWD = String.raw`\$PWD|\$\{PWD\}|\$\(pwd(?: -[LP])?\)|` + "`pwd(?: -[LP])?`";
@@ -86,13 +86,21 @@ const FOUND = /\$(?:[0-9@*]|\{[0-9@*])|\{\}/;
  * parameter or `{}` (`-exec sh -c 'f=$(mktemp); ...; rm -f "$f"' sh {} \;` removes its own
  * temp file, not what find found); `read` or `getopts` give one any value.
  */
-function mayBeFound(written: string, analysis: CommandAnalysis, depth = 0): boolean {
+function mayBeFound(
+  written: string,
+  analysis: CommandAnalysis,
+  depth = 0,
+  seen = new Set<string>(),
+): boolean {
   const name = wholeVariable(written)?.name;
   if (name === undefined || depth > MAX_VAR_CHAIN) return true;
+  // Looked through already on another path, and it was not (else the search had ended).
+  if (seen.has(name)) return false;
+  seen.add(name);
   const values = valuesOf(name, analysis);
   if (values.length === 0 || setAtRunTime(name, analysis) !== undefined) return true;
   return values.some(
-    (v) => FOUND.test(v) || (wholeVariable(v) !== undefined && mayBeFound(v, analysis, depth + 1)),
+    (v) => FOUND.test(v) || (wholeVariable(v) !== undefined && mayBeFound(v, analysis, depth + 1, seen)),
   );
 }
 
@@ -114,11 +122,14 @@ export function assignedPaths(
   analysis: CommandAnalysis,
   vars: KnownVars,
   depth = 0,
+  count: (n: number) => void = boundCounter(written, "what is removed"),
 ): string[] {
   const v = wholeVariable(written);
   if (depth > MAX_VAR_CHAIN || v === undefined) return [];
   const rest = v.rest;
-  return valuesOf(v.name, analysis).flatMap((value) => {
+  const values = valuesOf(v.name, analysis);
+  count(values.length);
+  return values.flatMap((value) => {
     // find's `{}` is what find found: judged with find's starting points (runsRuntimeRemoval).
     if (value.includes("{}")) return [];
     const bare = value.replace(/^"([^"]*)"$/, "$1");
@@ -129,7 +140,7 @@ export function assignedPaths(
     if (cwd !== undefined) return [cwd + rest];
     // `d=$(echo ~)`, `for f in $(ls)`: the substitution, for the caller to judge (substitutionRemoval).
     if (hasSubstitution(value)) return [value + rest];
-    return assignedPaths(value, analysis, vars, depth + 1).map((p) => p + rest);
+    return assignedPaths(value, analysis, vars, depth + 1, count).map((p) => p + rest);
   });
 }
 

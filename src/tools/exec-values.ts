@@ -17,6 +17,29 @@ import { wholeVariable } from "./exec-known.js";
 export const MAX_VAR_CHAIN = 4;
 
 /**
+ * Most words one run-time word may stand for through its variables. Each variable may have
+ * many values and each value may name it again (`v=$v/a; v=$v/b; …`): followed
+ * MAX_VAR_CHAIN deep, 20 such assignments made 3.2 million words and held the daemon's event
+ * loop for 9 s, 40 for minutes. Past this the word is refused as unjudgeable.
+ */
+export const MAX_BOUND_WORDS = 256;
+
+/** Counts the words a run-time word stands for; refuses it past MAX_BOUND_WORDS. */
+export function boundCounter(written: string, site: string): (n: number) => void {
+  let total = 0;
+  return (n) => {
+    total += n;
+    if (total > MAX_BOUND_WORDS) {
+      throw new AidoError(
+        ErrorCode.policyDenied,
+        `cannot judge ${site} ("${written}"): its variables' values make more than ${MAX_BOUND_WORDS} paths; give the path`,
+        { rule: "unjudgeable" },
+      );
+    }
+  };
+}
+
+/**
  * Every value, as written, the command assigns to the shell variable `name`: CommandAnalysis
  * assignedValues, export/readonly/local arguments, and the settings before a command (`d=D
  * sh -c 'cp E "$d"'` hands the code D; `d=D :` sets the shell's own, a special builtin's).
@@ -65,24 +88,37 @@ export function boundWords(
   analysis: CommandAnalysis,
   site: string,
   depth = 0,
+  /** The word as the command wrote it, which a refusal names (not the value reached through it). */
+  original = written,
+  count: (n: number) => void = boundCounter(written, site),
 ): string[] | undefined {
   const v = wholeVariable(written);
-  if (v === undefined || depth > MAX_VAR_CHAIN) return undefined;
+  if (v === undefined) return undefined;
   const setter = setAtRunTime(v.name, analysis);
   if (setter !== undefined) {
     throw new AidoError(
       ErrorCode.policyDenied,
-      `cannot judge ${site} ("${written}"): ${setter} sets ${v.name} at run time; give the path`,
+      `cannot judge ${site} ("${original}"): ${setter} sets ${v.name} at run time; give the path`,
       { rule: "unjudgeable" },
     );
   }
   const values = valuesOf(v.name, analysis);
   if (values.length === 0) return undefined;
+  // Past the chain a value would be judged as its text, the variable's name: `a=D; b=$a; …`.
+  if (depth > MAX_VAR_CHAIN) {
+    throw new AidoError(
+      ErrorCode.policyDenied,
+      `cannot judge ${site} ("${original}"): its variables name each other (or themselves) more than ${MAX_VAR_CHAIN} deep; give the path`,
+      { rule: "unjudgeable" },
+    );
+  }
+  count(values.length);
   const unquoted = !written.startsWith('"');
   return values.flatMap((value) => {
     const bare = /^"[^"]*"$/.test(value) ? value.slice(1, -1) : value;
     const word = bare + v.rest;
     const fields = unquoted && /\s/.test(bare) ? word.split(/\s+/).filter((f) => f !== "") : [];
-    return [word, ...fields].flatMap((w) => boundWords(w, analysis, site, depth + 1) ?? [w]);
+    count(fields.length);
+    return [word, ...fields].flatMap((w) => boundWords(w, analysis, site, depth + 1, original, count) ?? [w]);
   });
 }
