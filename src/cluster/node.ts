@@ -16,7 +16,8 @@
 // with cluster.on_redis_loss hold (the default) the node fences itself once it could not renew
 // its lease for lease_ms less a margin (fence.ts): its goals wait until a heartbeat has looked
 // which are still its own; with finish they carry on. What could not be written is written
-// when Redis answers again.
+// when Redis answers again; a node shut down meanwhile leaves all the same, within a bounded
+// time (closeWorker), the ends Redis did not take left to its next process.
 
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
