@@ -228,6 +228,42 @@ export class GoalEnds {
   }
 
   /**
+   * The node leaves with ends Redis did not take (node.ts stop: Redis down, or refusing): no
+   * heartbeat retries them any more, so each is logged with what becomes of it. Its next
+   * process, once Redis answers, writes an unwritten end from this Runtime's record of the goal
+   * (recover(): the goal's hash still says it runs here), and announces a written one from the
+   * node's database (kept-ends.ts). Until then the hash says the goal runs here: a survivor
+   * that takes its job once this node's lease ran out fails it if its model calls had started
+   * (never runs it again), and runs it if none had.
+   */
+  leaving(): void {
+    for (const [goalId, u] of this.unwritten.entries()) {
+      const why = u.why || "no answer";
+      if (u.written) {
+        this.ctx.log(
+          `cluster: leaving with the end of goal ${goalId} written to Redis but not announced (${why}); it is in this node's database, and announced when the node starts again`,
+        );
+        continue;
+      }
+      this.ctx.log(
+        this.recorded(goalId)
+          ? `cluster: leaving with the end of goal ${goalId} not written to Redis (${why}); it is in this node's database, and written when the node starts again`
+          : `cluster: leaving with the end of goal ${goalId} not written to Redis (${why}); the goal never started here, and the node's next start ends it failed`,
+      );
+    }
+  }
+
+  /** Whether this Runtime has a record of the goal. */
+  private recorded(goalId: string): boolean {
+    try {
+      this.ctx.rt.goals.status(goalId);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
    * Recovery against Redis: goals the mirror says run here but this process does not run
    * (`runsHere` says no: the node restarted) end as the local record says (failed: the daemon
    * restarted, or the end the previous process could not write), or failed when there is

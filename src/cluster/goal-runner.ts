@@ -24,7 +24,7 @@ import { returnUnspentClusterShare } from "../kernel/session-budget.js";
 import type { SubmittedBy } from "../security/approval-project.js";
 import type { ApprovalDrops } from "./approval-drops.js";
 import { CancelMarks } from "./cancel-marks.js";
-import type { NodeContext } from "./context.js";
+import { type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import { giveBack } from "./give-back.js";
 import { GoalEnds, writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
@@ -427,6 +427,16 @@ export class ClusterGoalRunner {
       }
     }
     await this.ends.retry();
+  }
+
+  /**
+   * The node leaves (node.ts stop), its heartbeats over: one last, bounded write of the ends
+   * Redis did not take (it may answer again by now), then each still kept is logged with what
+   * becomes of it (GoalEnds.leaving).
+   */
+  async leave(): Promise<void> {
+    await withTimeout(this.ends.retry(), REDIS_ANSWER_MS).catch(() => {});
+    this.ends.leaving();
   }
 
   /**

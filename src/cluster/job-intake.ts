@@ -76,6 +76,8 @@ export class JobIntake {
   private readonly mirror: NodeContext["mirror"];
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
+  /** The takes under way (process()), each until its goal's end is written or kept. */
+  private readonly takes = new Set<Promise<string>>();
 
   constructor(
     private readonly ctx: NodeContext,
@@ -92,7 +94,22 @@ export class JobIntake {
    */
   async process(job: Job<GoalJob>, token?: string): Promise<string> {
     // A take from before its claim: a cancel's mark stays for it (ClusterGoalRunner.take).
-    return this.runner.take(String(job.data.goal_id), () => this.decide(job, token));
+    const take = this.runner.take(String(job.data.goal_id), () => this.decide(job, token));
+    this.takes.add(take);
+    try {
+      return await take;
+    } finally {
+      this.takes.delete(take);
+    }
+  }
+
+  /**
+   * Resolves once no take is under way: every goal this node took has ended here (or gone
+   * back, or elsewhere) and its end is written to Redis or kept (goal-ends.ts). A leaving
+   * node waits for this, not for BullMQ to settle the jobs in Redis (node.ts stop).
+   */
+  async takesDone(): Promise<void> {
+    while (this.takes.size > 0) await Promise.allSettled([...this.takes]);
   }
 
   private async decide(job: Job<GoalJob>, token?: string): Promise<string> {

@@ -16,7 +16,8 @@
 // with cluster.on_redis_loss hold (the default) the node fences itself once it could not renew
 // its lease for lease_ms less a margin (fence.ts): its goals wait until a heartbeat has looked
 // which are still its own; with finish they carry on. What could not be written is written
-// when Redis answers again.
+// when Redis answers again; a node shut down meanwhile leaves all the same, within a bounded
+// time (closeWorker), the ends Redis did not take left to its next process.
 
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
@@ -380,13 +381,51 @@ export class ClusterNode implements Liveness {
     // Commands are read until the worker is done: a cancel routed here while a goal is
     // being given back must reach it (ClusterGoalRunner.cancel), not time out unread. And
     // the cancels under way get their answer before the connections close under them.
-    await this.worker?.close().catch(() => {});
+    await this.closeWorker();
     await withTimeout(this.goals.cancelsAnswered(), REDIS_ANSWER_MS).catch(() => {});
+    await this.runner.leave();
     this.commands?.stop();
     this.ctx.sender.close();
     await this.queue.close().catch(() => {});
     // A clean exit: the node says it is gone rather than letting its lease run out.
     await this.ctx.redis.del(RedisKeys.alive(this.identity.nodeId)).catch(() => 0);
     for (const c of this.connections) c.disconnect();
+  }
+
+  /**
+   * Close the Worker once the goals it took are done here: each take returns when its goal
+   * ended in this Runtime (the shutdown ended those running) and its end is written to Redis
+   * or kept (goal-ends.ts). BullMQ then settles their jobs in Redis over its connection, which
+   * waits for Redis forever: with Redis away the node never left, and a supervisor's one
+   * SIGTERM ended in its SIGKILL. So BullMQ gets REDIS_ANSWER_MS past the takes, and the node
+   * leaves without it after that. A job left active has its lock lapse; whichever worker takes
+   * it next reads the goal's hash (job-intake.ts): an end written, it is skipped; this node's
+   * own next process writes the kept end (recover) or finds it written.
+   */
+  private async closeWorker(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    const closed = worker.close().then(
+      () => true,
+      () => true,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const past = this.intake
+      .takesDone()
+      .then(() => new Promise<false>((r) => (timer = setTimeout(() => r(false), REDIS_ANSWER_MS))));
+    const done = await Promise.race([closed, past]);
+    clearTimeout(timer);
+    if (done) return;
+    this.ctx.log(
+      `cluster: Redis did not settle the jobs of this node's goals within ${REDIS_ANSWER_MS} ms of their end (${this.redisState()}); leaving without it`,
+    );
+    // Its connection dropped: nothing of it retries against Redis in this process any more.
+    // Not waited for: a connection waiting to reconnect never says it ended.
+    void worker.disconnect().catch(() => {});
+  }
+
+  /** What the node's own connection says of Redis, for a log line. */
+  private redisState(): string {
+    return this.ctx.redis.status === "ready" ? "it is connected" : "it cannot be reached";
   }
 }

@@ -141,7 +141,6 @@ describe("a cluster node shut down with an MCP session open", () => {
     // One Redis read's wait (REDIS_ANSWER_MS) at most for the cancel, not the session step's whole bound.
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(c.child.output()).toContain(`cancelling goal ${goal_id} of ended session ${session_id} failed`);
-    // Leaving with Redis down waits for the goal's end to be written (not this test's
-    // concern): stopAll kills the node.
+    // It then leaves within a bounded time, its goal's end kept (test: shutdown-redis-down.test.ts).
   }, 120_000);
 });
