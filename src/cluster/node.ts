@@ -410,10 +410,17 @@ export class ClusterNode implements Liveness {
       () => true,
     );
     let timer: NodeJS.Timeout | undefined;
-    const past = this.intake
-      .takesDone()
-      .then(() => new Promise<false>((r) => (timer = setTimeout(() => r(false), REDIS_ANSWER_MS))));
+    // Closed before the takes were done: no wait is started after the race (it held the leave 5 s).
+    let raced = false;
+    const past = this.intake.takesDone().then(
+      () =>
+        new Promise<false>((r) => {
+          if (raced) return r(false);
+          timer = setTimeout(() => r(false), REDIS_ANSWER_MS);
+        }),
+    );
     const done = await Promise.race([closed, past]);
+    raced = true;
     clearTimeout(timer);
     if (done) return;
     this.ctx.log(

@@ -66,7 +66,8 @@ export function setAtRunTime(name: string, analysis: CommandAnalysis): string | 
   const setter = analysis.commands.find((c) => {
     const program = commandName(c);
     if (program === "read") return c.argv.slice(1).includes(name);
-    return program === "getopts" && c.argv[2] === name;
+    // getopts sets the variable it names, and OPTARG and OPTIND (`cat "$OPTARG"`).
+    return program === "getopts" && (c.argv[2] === name || name === "OPTARG" || name === "OPTIND");
   });
   if (setter !== undefined) return commandName(setter);
   if (/^[A-Za-z_]/.test(name) && new RegExp(`\\$\\{${name}:?=`).test(analysis.source))

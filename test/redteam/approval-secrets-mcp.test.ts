@@ -92,7 +92,9 @@ describe("a secret in an object key of an external MCP tool's input", () => {
     expect(requested.map((e) => e.carries_secrets)).toEqual([req.carries_secrets]);
     const audit = (await c.call("audit.query", { agent_id: a.agent_id, limit: 1000 })).entries;
     const asked = audit.find((e) => e.kind === "approval.requested");
-    expect((asked?.payload as { carries_secrets?: string[] }).carries_secrets).toEqual(req.carries_secrets);
+    expect((asked?.payload as { carries_secrets?: string[] } | undefined)?.carries_secrets).toEqual(
+      req.carries_secrets,
+    );
     const listed = (await c.call("approval.list", { status: "all" })).approvals;
     const all = JSON.stringify([listed, requested, audit]);
     expect(all).not.toContain(apiKey);
