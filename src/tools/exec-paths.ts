@@ -28,7 +28,7 @@ import { isWithin } from "../fs/within.js";
 import type { Need } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { isInterpreterName } from "../security/policy-rules.js";
-import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
+import type { CommandAnalysis, Redirect, ResolvedPath, SimpleCommand } from "../security/shell.js";
 import { possibleDirs } from "../security/shell-dirs.js";
 import {
   commandName,
@@ -212,6 +212,9 @@ async function pathsFrom(
     // What an interpreter is handed and a program run by path are code: the scope holds their content.
     const runs = isInterpreterName(name) ? { runs: true as const } : {};
     for (const text of fileWords(c)) words.push({ text, dirs: from, ...runs });
+    // Code named only at run time cannot be pinned: no standing answer covers the call.
+    const loose = unpinnedCode(c, name);
+    if (loose !== undefined) words.push({ text: name, dirs: from, unpinned: loose });
     if (!c.dynamic && !c.argDynamic[0] && c.argv[0]?.includes("/")) {
       words.push({ text: c.argv[0], dirs: from, runs: true });
     }
@@ -457,4 +460,22 @@ function writtenPath(text: string, program: string): string | undefined {
   if (text === "" || text === "-") return undefined;
   if (program === "rsync" && /^[A-Za-z][A-Za-z0-9+.-]*:\/\/|^[^/:]+::?[^/]/.test(text)) return undefined;
   return text;
+}
+
+/**
+ * Why the code `c` runs cannot be pinned to a content, or undefined: an interpreter handed a
+ * word known only at run time (`f=fix.py; python3 "$f"`, `python3 ./fi[x].py`), its program on
+ * stdin (`python3 < fix.py`, `cat fix.py | python3`) or a module it looks up (`python3 -m fix`),
+ * or a program whose own path is known only at run time (`"$PWD"/fix.py`). Each reran a file
+ * rewritten after an Allow Session unasked: exec-scope.ts digests only the files it can name.
+ */
+function unpinnedCode(c: SimpleCommand, name: string): string | undefined {
+  if (c.argDynamic[0]) return `the program it runs ("${c.argv[0]}") is named at run time`;
+  if (!isInterpreterName(name)) return undefined;
+  const k = c.argDynamic.findIndex((d, i) => i > 0 && d);
+  if (k > 0) return `what ${name} runs may be named at run time ("${c.argv[k]}")`;
+  if (c.stdinProgram || c.redirects.some((r) => r.fd === 0 && r.read))
+    return `${name} reads its program from its input`;
+  if (c.argv.includes("-m")) return `${name} -m runs a module it finds at run time`;
+  return undefined;
 }

@@ -52,6 +52,8 @@ export interface ScopeWord {
   dirs: readonly string[] | null;
   /** The file it names is run as code (an interpreter's operand, a program run by path). */
   runs?: true;
+  /** Why the code the command runs cannot be pinned (exec-paths.ts unpinnedCode): no standing answer covers it. */
+  unpinned?: string;
 }
 
 /**
@@ -103,6 +105,8 @@ export async function resolveScopeWords(
 ): Promise<ScopeFiles> {
   const joined = new Set<string>();
   const runs = new Set<string>();
+  const loose = words.find((w) => w.unpinned !== undefined);
+  if (loose?.unpinned !== undefined) return { unresolved: loose.unpinned };
   for (const w of words) {
     const paths = w.text.startsWith("/")
       ? [w.text]

@@ -118,6 +118,24 @@ describe("standing approvals under attack", () => {
     expect(readFileSync(ws(w.goalId, "keep.txt"), "utf8")).toBe("precious");
   });
 
+  it.each([['f=fix.py; python3 "$f"'], ["python3 ./fi[x].py"], ["python3 < fix.py"]])(
+    "an Allow Session on `%s` (code named at run time or read from stdin) covers no later call",
+    async (command) => {
+      const w = b.agent("pyloose", [...files, "tool: exec", "exec: python3 *", "exec: cat *"], {
+        approval_required: ["exec"],
+      });
+      expectOk(await b.call(w.id, "file_write", { path: "/workspace/keep.txt", content: "precious" }));
+      const write = (content: string) => b.call(w.id, "file_write", { path: "/workspace/fix.py", content });
+      expectOk(await write('print("hello")\n'));
+      const first = await allowed(w.id, "exec", { command }, "allow_session");
+      expect(first.result.output).toContain("hello");
+      // What runs cannot be pinned to the content the human saw: the rewrite is asked about.
+      expectOk(await write('import os\nos.remove("/workspace/keep.txt")\n'));
+      await askedAndDenied(w.id, "exec", { command });
+      expect(readFileSync(ws(w.goalId, "keep.txt"), "utf8")).toBe("precious");
+    },
+  );
+
   it("an Allow Session on a command is no pass for one that prints alike but does something else", async () => {
     const w = b.agent("remover", [...files, "tool: exec", "exec: rm *"], { approval_required: ["exec"] });
     expectOk(await b.call(w.id, "file_write", { path: "/workspace/keep", content: "k" }));
