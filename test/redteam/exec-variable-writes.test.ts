@@ -146,7 +146,13 @@ for (const landlock of ["on", "off"] as const) {
         "refuses %s as unjudgeable",
         async (command, why) => {
           const r = await b.exec("worker", command);
-          expectRefused(b, "worker", r, "policy", new RegExp(`cannot judge .*"\\$(d[/"]|OPTARG").*: ${why.source}`));
+          expectRefused(
+            b,
+            "worker",
+            r,
+            "policy",
+            new RegExp(`cannot judge .*"\\$(d[/"]|OPTARG").*: ${why.source}`),
+          );
           expect(b.exists(T)).toBe(false);
         },
         60_000,
