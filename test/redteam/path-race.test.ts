@@ -26,7 +26,15 @@ const REFUSED: string[] = [ErrorCode.capabilityDenied, ErrorCode.notFound];
 
 const b = useBench(noSnapshots);
 beforeAll(async () => {
-  owner = b.agent("swapper", ["tool: *", "file_read: /workspace/**", "file_write: /workspace/**", "exec: *"]);
+  // The swapper may read /output too: the exec judge follows the variables its commands name
+  // the forbidden folder through (`ln -sfn "$F" "$D"`), and a link's target is judged as read.
+  owner = b.agent("swapper", [
+    "tool: *",
+    "file_read: /workspace/**",
+    "file_read: /output/**",
+    "file_write: /workspace/**",
+    "exec: *",
+  ]);
   // The racer may write all of /workspace but read only /workspace itself and allowed/, and
   // nothing of /output.
   agent = b.rt.spawner.spawn({
@@ -46,9 +54,6 @@ beforeAll(async () => {
     ),
     parent: b.rt.registry.require(owner.id),
   });
-  // The swapper's execs name the forbidden folder through variables: the exec tool's early
-  // path check does not judge run-time words (the exec's Landlock domain is the wall for
-  // those), and a symlink's target needs no rights on it.
   const setup = expectOk(
     await b.call(owner.id, "exec", {
       command:
