@@ -124,6 +124,9 @@ export interface KnownVars {
 const LEADING_VAR =
   /^(?:\$(HOME|TMPDIR)|\$\{(HOME|TMPDIR)(?::?[-=][^}$`"'\\]*)?\}|"\$(HOME|TMPDIR)"|"\$\{(HOME|TMPDIR)(?::?[-=][^}$`"'\\]*)?\}")(?=\/|$)/;
 
+/** Text that expands, globs or is quoted: a word with none of it is the path it names. */
+export const RUN_TIME_TEXT = /[$`*?[\]\\'"~]/;
+
 /**
  * What a run-time word (as written) is known to name before it runs: `~/x`, `$HOME/x` and
  * `$TMPDIR/x` with what `vars` knows of them (else unknown), or the folder in front of the
@@ -142,7 +145,7 @@ export function knownPart(written: string, vars: KnownVars): { path: string; who
     if (value === undefined || (value === "" && leading?.[0].includes(":"))) return undefined;
     text = value + text.slice(leading ? leading[0].length : 1);
   } else if (/^["'][/.]/.test(text)) text = text.slice(1);
-  const stop = text.search(/[$`*?[\]\\'"~]/);
+  const stop = text.search(RUN_TIME_TEXT);
   // No expansion in the text: it is run-time for a reason the text does not show (find's {}).
   if (stop < 0) return tilde ? { path: text, whole: true } : undefined;
   const fixed = text.slice(0, stop);

@@ -42,7 +42,14 @@ import {
 import { programReads } from "../security/shell-writes.js";
 import { passedOnPieces } from "../security/shell-writes-build.js";
 import { refuseEnvWrites } from "./exec-env-writes.js";
-import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } from "./exec-known.js";
+import {
+  execStartVars,
+  type KnownVars,
+  knownPart,
+  knownVars,
+  RUN_TIME_TEXT,
+  type StartVars,
+} from "./exec-known.js";
 import { runTimeNamed } from "./exec-merge.js";
 import { refuseRebound } from "./exec-rebound.js";
 import { assignedPaths, cwdPath, refuseOldPwd, runsRuntimeRemoval } from "./exec-removals.js";
@@ -71,9 +78,6 @@ export interface ExecPaths {
    */
   words: ScopeWord[];
 }
-
-/** Text that expands, globs or is quoted: a word with none of it is the path it names. */
-const RUN_TIME_TEXT = /[$`*?[\]\\'"~]/;
 
 const describeRedirect = (r: Redirect): string =>
   `the redirection ${r.fd === 0 || r.fd === 1 ? "" : r.fd}${r.op}`;
@@ -175,14 +179,26 @@ async function pathsFrom(
     redirectsDone.add(x);
     const access = x.read && x.write ? "readwrite" : x.write ? "write" : "read";
     if (!x.dynamic) return r.judge(x.target, dirs, access, describeRedirect(x), true);
-    // `f() { echo x > "$1"; }; f D`: a target bound only at run time is not judged without its value.
-    if (x.write) refuseRebound(x.target, analysis, { via: describeRedirect(x), acts: "writes" }, index);
-    await bound(x.target, dirs, access, describeRedirect(x), x.write ? "writes" : "reads");
-    const known = knownPart(x.target, vars);
-    if (known) await r.judge(known.path, dirs, known.whole ? access : "any", describeRedirect(x), true);
+    await runTimePath(x.target, dirs, access, describeRedirect(x), x.write, index);
   };
   const words: ScopeWord[] = [];
   const knownValues = { vars, assigned: (w: string) => assignedPaths(w, analysis, vars) };
+  // A path known only at run time (a redirect target, a file named in options): refused where
+  // written if bound only at run time (`f() { echo x > "$1"; }; f D`), judged with each value its
+  // variables are given, and by the fixed folder in front of it (`curl -o "/workspace/out/$F"`).
+  async function runTimePath(
+    text: string,
+    dirs: StartDir[] | undefined,
+    access: "read" | "write" | "readwrite",
+    via: string,
+    write: boolean,
+    index: number | undefined,
+  ): Promise<void> {
+    if (write) refuseRebound(text, analysis, { via, acts: "writes" }, index);
+    await bound(text, dirs, access, via, write ? "writes" : "reads");
+    const known = knownPart(text, vars);
+    if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
+  }
   // `sh -c 'cp E "$1"' _ D`, `d=D; echo x > "$d/f"`: a variable the command gives values is judged
   // with each of them as the literal word would be (exec-values.ts); one set at run time is refused.
   async function bound(
@@ -370,13 +386,7 @@ async function pathsFrom(
       const access = f.write ? "write" : "read";
       const via = `a file named in ${name}'s options`;
       if (!f.dynamic) await r.judge(f.path, dirs, access, via, true);
-      else {
-        if (f.write) refuseRebound(f.path, analysis, { via, acts: "writes" }, i);
-        await bound(f.path, dirs, access, via, f.write ? "writes" : "reads");
-        // `curl -o "/workspace/out/$F"`: the part known before run time is judged.
-        const known = knownPart(f.path, vars);
-        if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
-      }
+      else await runTimePath(f.path, dirs, access, via, f.write, i);
     }
     for (const x of c.redirects) await redirect(x, dirs, i);
   }
@@ -393,10 +403,7 @@ async function pathsFrom(
       await r.judge(f.path, dirs, access, via, true);
       continue;
     }
-    if (f.write) refuseRebound(f.path, analysis, { via, acts: "writes" }, f.at);
-    await bound(f.path, dirs, access, via, f.write ? "writes" : "reads");
-    const known = knownPart(f.path, vars);
-    if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
+    await runTimePath(f.path, dirs, access, via, f.write, f.at);
   }
   // Redirections of statements with no command (`> file`, `X=1 < file`) may stand anywhere.
   const anywhere = analysis.redirects.some((x) => !redirectsDone.has(x)) ? await dirsOf(undefined) : [];

@@ -7,11 +7,10 @@
 // D` and `set -- D; cd "$1"` wrote or moved where no grant was asked for, stopped only by the
 // Landlock domain, which the gate must not rely on. One rule for every site (exec-paths.ts).
 
-import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import type { SimpleCommand } from "../security/shell-analysis.js";
 import { commandName } from "../security/shell-operands.js";
-import { valuesOf } from "./exec-values.js";
+import { unjudgeable, valuesOf } from "./exec-values.js";
 
 /**
  * A positional parameter anywhere in a word: `$1`, `${2}`, `"$@"`, `${1:-x}`, and inside
@@ -61,11 +60,7 @@ export function refuseRebound(
           ? "getopts sets OPTARG at run time from the positional parameters"
           : undefined;
   if (why === undefined) return;
-  throw new AidoError(
-    ErrorCode.policyDenied,
-    `cannot judge what ${site.via} ${site.acts} ("${written}"): ${why}; give the path`,
-    { rule: "unjudgeable" },
-  );
+  throw unjudgeable(`what ${site.via} ${site.acts}`, written, why);
 }
 
 /**

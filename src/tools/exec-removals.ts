@@ -6,12 +6,18 @@
 // a variable the command gives a known value (`d=$TMPDIR; rm -rf "$d"`), and the values a
 // script's positional parameters take from the words after it (`sh s.sh ~`).
 
-import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import { removedOperands } from "../security/shell-operands.js";
-import { type KnownVars, knownPart, wholeVariable } from "./exec-known.js";
+import { type KnownVars, knownPart, RUN_TIME_TEXT, wholeVariable } from "./exec-known.js";
 import { hasSubstitution, substitutionValue } from "./exec-substitutions.js";
-import { boundCounter, MAX_VAR_CHAIN, setAtRunTime, valuesOf } from "./exec-values.js";
+import {
+  bareValue,
+  boundCounter,
+  MAX_VAR_CHAIN,
+  setAtRunTime,
+  unjudgeable,
+  valuesOf,
+} from "./exec-values.js";
 
 /** The shell's folder: `$PWD`, `${PWD}`, `$(pwd)`, `` `pwd -P` ``. */
 const CWD = String.raw`\$PWD|\$\{PWD\}|\$\(pwd(?: -[LP])?\)|` + "`pwd(?: -[LP])?`";
@@ -35,10 +41,10 @@ export function cwdPath(written: string): string | undefined {
 /** Refuse a removed word that starts with $OLDPWD: the folder before the last cd, which the judge does not follow. */
 export function refuseOldPwd(written: string, via: string): void {
   if (!OLDPWD_LEAD.test(written)) return;
-  throw new AidoError(
-    ErrorCode.policyDenied,
-    `cannot judge what ${via} removes ("${written}"): $OLDPWD is the folder the shell was in before its last cd, known only at run time; give the path`,
-    { rule: "unjudgeable" },
+  throw unjudgeable(
+    `what ${via} removes`,
+    written,
+    "$OLDPWD is the folder the shell was in before its last cd, known only at run time",
   );
 }
 
@@ -104,9 +110,6 @@ function mayBeFound(
   );
 }
 
-/** A value the text shows whole (double quotes around it taken out). */
-const FIXED_VALUE = /^[^$`*?[\]~\\'"]+$/;
-
 /**
  * The paths a removed run-time word names through a variable the command assigns (on its own,
  * in a for loop's words, or by export, readonly or local: CommandAnalysis.assignedValues) a
@@ -132,8 +135,9 @@ export function assignedPaths(
   return values.flatMap((value) => {
     // find's `{}` is what find found: judged with find's starting points (runsRuntimeRemoval).
     if (value.includes("{}")) return [];
-    const bare = value.replace(/^"([^"]*)"$/, "$1");
-    if (FIXED_VALUE.test(bare)) return [bare + rest];
+    // A value the text shows whole (double quotes around it taken out).
+    const bare = bareValue(value);
+    if (bare !== "" && !RUN_TIME_TEXT.test(bare)) return [bare + rest];
     const known = knownPart(value, vars);
     if (known?.whole) return [known.path + rest];
     const cwd = cwdPath(value);

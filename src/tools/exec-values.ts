@@ -24,18 +24,23 @@ export const MAX_VAR_CHAIN = 4;
  */
 export const MAX_BOUND_WORDS = 256;
 
+/** The refusal of a word the judge cannot know before the run: `what` it names, the word as written, why. */
+export function unjudgeable(what: string, written: string, why: string): AidoError {
+  return new AidoError(ErrorCode.policyDenied, `cannot judge ${what} ("${written}"): ${why}; give the path`, {
+    rule: "unjudgeable",
+  });
+}
+
+/** A value as written, its double quotes taken off (`d="$HOME/x"`: `$HOME/x`). */
+export const bareValue = (value: string): string => value.replace(/^"([^"]*)"$/, "$1");
+
 /** Counts the words a run-time word stands for; refuses it past MAX_BOUND_WORDS. */
 export function boundCounter(written: string, site: string): (n: number) => void {
   let total = 0;
   return (n) => {
     total += n;
-    if (total > MAX_BOUND_WORDS) {
-      throw new AidoError(
-        ErrorCode.policyDenied,
-        `cannot judge ${site} ("${written}"): its variables' values make more than ${MAX_BOUND_WORDS} paths; give the path`,
-        { rule: "unjudgeable" },
-      );
-    }
+    if (total > MAX_BOUND_WORDS)
+      throw unjudgeable(site, written, `its variables' values make more than ${MAX_BOUND_WORDS} paths`);
   };
 }
 
@@ -96,27 +101,20 @@ export function boundWords(
   const v = wholeVariable(written);
   if (v === undefined) return undefined;
   const setter = setAtRunTime(v.name, analysis);
-  if (setter !== undefined) {
-    throw new AidoError(
-      ErrorCode.policyDenied,
-      `cannot judge ${site} ("${original}"): ${setter} sets ${v.name} at run time; give the path`,
-      { rule: "unjudgeable" },
-    );
-  }
+  if (setter !== undefined) throw unjudgeable(site, original, `${setter} sets ${v.name} at run time`);
   const values = valuesOf(v.name, analysis);
   if (values.length === 0) return undefined;
   // Past the chain a value would be judged as its text, the variable's name: `a=D; b=$a; …`.
-  if (depth > MAX_VAR_CHAIN) {
-    throw new AidoError(
-      ErrorCode.policyDenied,
-      `cannot judge ${site} ("${original}"): its variables name each other (or themselves) more than ${MAX_VAR_CHAIN} deep; give the path`,
-      { rule: "unjudgeable" },
+  if (depth > MAX_VAR_CHAIN)
+    throw unjudgeable(
+      site,
+      original,
+      `its variables name each other (or themselves) more than ${MAX_VAR_CHAIN} deep`,
     );
-  }
   count(values.length);
   const unquoted = !written.startsWith('"');
   return values.flatMap((value) => {
-    const bare = /^"[^"]*"$/.test(value) ? value.slice(1, -1) : value;
+    const bare = bareValue(value);
     const word = bare + v.rest;
     const fields = unquoted && /\s/.test(bare) ? word.split(/\s+/).filter((f) => f !== "") : [];
     count(fields.length);
