@@ -176,6 +176,18 @@ export function useMcpSuite(): McpSuite {
   return self;
 }
 
+/**
+ * An elicitation handler that records each form's text in `asked` and answers `decide`: every
+ * form when it is one decision, each form the next of the list when a list (then "deny").
+ */
+export function answering(asked: string[], decide: string | string[]) {
+  const queue = Array.isArray(decide) ? [...decide] : undefined;
+  return async (req: ElicitRequest): Promise<ElicitResult> => {
+    asked.push((req.params as { message: string }).message);
+    return { action: "accept", content: { decision: queue ? (queue.shift() ?? "deny") : decide } };
+  };
+}
+
 /** The text of a tools/call result. */
 export function textOf(r: unknown): string {
   const content = ((r as { content?: unknown }).content ?? []) as { type: string; text?: string }[];

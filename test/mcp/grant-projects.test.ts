@@ -8,10 +8,9 @@
 import { chownSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ElicitRequest, ElicitResult } from "@modelcontextprotocol/sdk/types.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { requireDocker } from "../support/docker.js";
-import { textOf, useMcpSuite } from "./fixture.js";
+import { answering, textOf, useMcpSuite } from "./fixture.js";
 
 beforeAll(() => requireDocker());
 const suite = useMcpSuite();
@@ -23,14 +22,6 @@ function projectWith(dir: string, text: string): void {
     chownSync(dir, 1000, 1000);
     chownSync(join(dir, "deploy.sh"), 1000, 1000);
   }
-}
-
-/** An elicitation handler that records each question and answers `decision`. */
-function answering(decision: string, asked: string[]) {
-  return async (req: ElicitRequest): Promise<ElicitResult> => {
-    asked.push((req.params as { message: string }).message);
-    return { action: "accept", content: { decision } };
-  };
 }
 
 const cat = { name: "exec", arguments: { command: "cat /workspace/deploy.sh" } };
@@ -46,7 +37,7 @@ describe("Allow Always in an MCP session", () => {
       projectWith(other, "project B\n");
 
       const askedA: string[] = [];
-      const a1 = await suite.connect({ elicit: answering("allow_always", askedA) });
+      const a1 = await suite.connect({ elicit: answering(askedA, "allow_always") });
       const r1 = await a1.callTool(cat, undefined, { timeout: 60_000 });
       expect(textOf(r1)).toContain("project A");
       expect(askedA).toHaveLength(1);
@@ -56,7 +47,7 @@ describe("Allow Always in an MCP session", () => {
 
       // Another project, the same identity, the same container path: another file, so asked.
       const askedB: string[] = [];
-      const b = await suite.connect({ workspace: other, elicit: answering("deny", askedB) });
+      const b = await suite.connect({ workspace: other, elicit: answering(askedB, "deny") });
       const rb = await b.callTool(cat, undefined, { timeout: 60_000 });
       expect(askedB).toHaveLength(1);
       expect(askedB[0]).toContain(`in project ${realpathSync(other)} for`);
@@ -68,7 +59,7 @@ describe("Allow Always in an MCP session", () => {
       await b.close();
       await suite.fx.restart();
       const askedA2: string[] = [];
-      const a2 = await suite.connect({ elicit: answering("deny", askedA2) });
+      const a2 = await suite.connect({ elicit: answering(askedA2, "deny") });
       const r2 = await a2.callTool(cat, undefined, { timeout: 60_000 });
       expect(askedA2).toEqual([]);
       expect(r2.isError ?? false).toBe(false);

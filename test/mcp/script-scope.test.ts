@@ -10,10 +10,9 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import type { ElicitRequest, ElicitResult } from "@modelcontextprotocol/sdk/types.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { requireDocker } from "../support/docker.js";
-import { textOf, useMcpSuite } from "./fixture.js";
+import { answering, textOf, useMcpSuite } from "./fixture.js";
 
 beforeAll(() => requireDocker());
 const suite = useMcpSuite();
@@ -21,14 +20,6 @@ const suite = useMcpSuite();
 const HARMLESS = 'print("formatting the imports")\n';
 const REWRITTEN = 'import os\nos.mkdir("/workspace/PWNED_BY_REWRITE")\nprint("formatting the imports")\n';
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");
-
-/** An elicitation handler that records each question and gives the next of `decisions` (then deny). */
-function answering(asked: string[], ...decisions: string[]) {
-  return async (req: ElicitRequest): Promise<ElicitResult> => {
-    asked.push((req.params as { message: string }).message);
-    return { action: "accept", content: { decision: decisions.shift() ?? "deny" } };
-  };
-}
 
 async function write(client: Client, content: string): Promise<void> {
   const w = await client.callTool({ name: "file_write", arguments: { path: "/workspace/fix.py", content } });
@@ -46,7 +37,7 @@ describe("a standing answer on `python3 fix.py`", () => {
   it("covers fix.py as the human saw it: unchanged it runs unasked, rewritten it asks again", async () => {
     await suite.start();
     const asked: string[] = [];
-    const client = await suite.connect({ elicit: answering(asked, "allow_session") });
+    const client = await suite.connect({ elicit: answering(asked, ["allow_session"]) });
     await write(client, HARMLESS);
     const first = await run(client);
     expect(textOf(first)).toContain("formatting the imports");
@@ -70,14 +61,14 @@ describe("a standing answer on `python3 fix.py`", () => {
   it("Allow Always covers a later session while fix.py is unchanged, and asks once it is rewritten", async () => {
     await suite.start();
     const asked1: string[] = [];
-    const s1 = await suite.connect({ elicit: answering(asked1, "allow_always") });
+    const s1 = await suite.connect({ elicit: answering(asked1, ["allow_always"]) });
     await write(s1, HARMLESS);
     expect(textOf(await run(s1))).toContain("formatting the imports");
     expect(asked1).toHaveLength(1);
     await s1.close();
 
     const asked2: string[] = [];
-    const s2 = await suite.connect({ elicit: answering(asked2) });
+    const s2 = await suite.connect({ elicit: answering(asked2, []) });
     const unchanged = await run(s2);
     expect(unchanged.isError ?? false, textOf(unchanged)).toBe(false);
     expect(asked2).toEqual([]);

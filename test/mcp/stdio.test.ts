@@ -15,7 +15,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { fileRead, fileWrite } from "../../src/tools/files.js";
 import { requireDocker } from "../support/docker.js";
-import { CLI, textOf, until, useMcpSuite } from "./fixture.js";
+import { answering, CLI, textOf, until, useMcpSuite } from "./fixture.js";
 
 beforeAll(() => requireDocker());
 const suite = useMcpSuite();
@@ -197,10 +197,7 @@ describe("approvals", () => {
     await suite.start();
     const asked: string[] = [];
     const client = await suite.connect({
-      elicit: async (req) => {
-        asked.push((req.params as { message: string }).message);
-        return { action: "accept", content: { decision: "allow_once" } };
-      },
+      elicit: answering(asked, "allow_once"),
     });
     const progress: string[] = [];
     const r = await client.callTool(
@@ -221,10 +218,7 @@ describe("approvals", () => {
     await suite.start();
     const asked: string[] = [];
     const client = await suite.connect({
-      elicit: async (req) => {
-        asked.push((req.params as { message: string }).message);
-        return { action: "accept", content: { decision: "allow_once" } };
-      },
+      elicit: answering(asked, "allow_once"),
     });
     // A harmless-looking head of 400 characters; the mkdir lies past the summary's 300.
     const command = `echo Build-report-${"0123456789abcdef".repeat(24)}; mkdir /workspace/past-the-cut`;
@@ -244,10 +238,7 @@ describe("approvals", () => {
     const fx = await suite.start({ config: (c) => c.policy.confirm.push("tool: file_write") });
     const asked: string[] = [];
     const client = await suite.connect({
-      elicit: async (req) => {
-        asked.push((req.params as { message: string }).message);
-        return { action: "accept", content: { decision: "allow_once" } };
-      },
+      elicit: answering(asked, "allow_once"),
     });
     const progress: string[] = [];
     const content = `${"x".repeat(25_000)}\nthe part past what a form shows`;
@@ -290,10 +281,7 @@ describe("approvals", () => {
     const apiKey = fx.home.config.providers.anthropic.apiKey as string;
     const asked: string[] = [];
     const client = await suite.connect({
-      elicit: async (req) => {
-        asked.push((req.params as { message: string }).message);
-        return { action: "accept", content: { decision: "deny" } };
-      },
+      elicit: answering(asked, "deny"),
     });
     const r = await client.callTool({
       name: "exec",
