@@ -26,13 +26,16 @@ const REFUSED: string[] = [ErrorCode.capabilityDenied, ErrorCode.notFound];
 
 const b = useBench(noSnapshots);
 beforeAll(async () => {
-  // The swapper may read /output too: the exec judge follows the variables its commands name
-  // the forbidden folder through (`ln -sfn "$F" "$D"`), and a link's target is judged as read.
+  // The swapper may read and write /output too: the exec judge follows the variables its
+  // commands name the forbidden folder through (`ln -sfn "$F" "$D"`: a link's target is judged
+  // as read), and when a swap ends with /workspace/allowed a link to /output/forbidden, the
+  // clean-up's `mv "$A.real" "$A"` is judged as a write into the link's target.
   owner = b.agent("swapper", [
     "tool: *",
     "file_read: /workspace/**",
     "file_read: /output/**",
     "file_write: /workspace/**",
+    "file_write: /output/**",
     "exec: *",
   ]);
   // The racer may write all of /workspace but read only /workspace itself and allowed/, and
