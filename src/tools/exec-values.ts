@@ -11,7 +11,6 @@
 import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import { commandName } from "../security/shell-operands.js";
-import { wholeVariable } from "./exec-known.js";
 
 /** How many variables deep a value is followed (`a=~; b=$a`). */
 export const MAX_VAR_CHAIN = 4;
@@ -80,44 +79,86 @@ export function setAtRunTime(name: string, analysis: CommandAnalysis): string | 
   return undefined;
 }
 
+/** A plain use of a variable or positional parameter in a word: `$d`, `${d}`, `$1`, `${10}`, `$@`. */
+const PLAIN_USE = /\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])\}|([A-Za-z_][A-Za-z0-9_]*|[0-9@*]))/g;
+
+/** A use of a variable with an operator, to its closing brace: `${f%.md}`, `${d:-x}`, `${#d}`. */
+const OPERATOR_USE =
+  /\$\{#?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])[^}A-Za-z0-9_][^}]*\}|\$\{#([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])\}/g;
+
+/** A value known only at run time (a glob, an expansion, a substitution). */
+const RUN_TIME_VALUE = /[$`*?[\]~]/;
+
+/** Any use of a variable, plain or with an operator (`${d%%x}`, `${d:-}`, `${#d}`), and its name. */
+const ANY_USE = /\$\{?#?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])/g;
+
 /**
- * The words a run-time word stands for through the variable it is whole (`"$d"`, `"$1"`,
- * `${d}/x`): one per value the command may give it (valuesOf), the fixed rest after it kept,
- * followed through another such variable, a value's double quotes taken off (`d="$HOME/x"`:
- * `$HOME/x`, judged where HOME leads). An unquoted use of a value with blanks is also each of
- * its fields. Undefined for a word that is not a variable whole, or one the command gives no
- * value (its text is judged as it is). A variable set at run time (setAtRunTime) is refused as
- * unjudgeable, the word and `site` named.
+ * The words a run-time word stands for through the variables it uses (`"$d"`, `"$1"`,
+ * `"$d/f"`, `"/$d"`, `"${d}t/f"`, `"$a$b"`, `"${FREE}/$f"`): every plain use of a variable the
+ * command gives values (valuesOf) replaced by each of them, every combination, followed
+ * through values that use variables again, a value's double quotes taken off (`d="$HOME/x"`:
+ * `$HOME/x`, judged where HOME leads). An unquoted word whose value has blanks is also each
+ * of its fields. Undefined when the word uses no variable the command gives a value (its
+ * text is judged as it is: `$HOME/x`, `*.txt`). Refused as unjudgeable, the word and `site`
+ * named: a variable set at run time (setAtRunTime); one the command gives values used in a
+ * form this does not follow (`${d%%x}`, `${d:-}`, `${#d}`, inside single quotes or after a
+ * backslash: judged as text, each wrote past the deny rules); values that name each other
+ * deeper than MAX_VAR_CHAIN; more than MAX_BOUND_WORDS words.
  */
-export function boundWords(
-  written: string,
-  analysis: CommandAnalysis,
-  site: string,
-  depth = 0,
-  /** The word as the command wrote it, which a refusal names (not the value reached through it). */
-  original = written,
-  count: (n: number) => void = boundCounter(written, site),
-): string[] | undefined {
-  const v = wholeVariable(written);
-  if (v === undefined) return undefined;
-  const setter = setAtRunTime(v.name, analysis);
-  if (setter !== undefined) throw unjudgeable(site, original, `${setter} sets ${v.name} at run time`);
-  const values = valuesOf(v.name, analysis);
-  if (values.length === 0) return undefined;
-  // Past the chain a value would be judged as its text, the variable's name: `a=D; b=$a; …`.
-  if (depth > MAX_VAR_CHAIN)
-    throw unjudgeable(
-      site,
-      original,
-      `its variables name each other (or themselves) more than ${MAX_VAR_CHAIN} deep`,
+export function boundWords(written: string, analysis: CommandAnalysis, site: string): string[] | undefined {
+  const count = boundCounter(written, site);
+  const valued = (name: string): boolean => {
+    const setter = setAtRunTime(name, analysis);
+    if (setter !== undefined) throw unjudgeable(site, written, `${setter} sets ${name} at run time`);
+    return valuesOf(name, analysis).length > 0;
+  };
+  const expand = (word: string, depth: number): string[] => {
+    const text = word.replaceAll('"', "");
+    const uses = [...text.matchAll(ANY_USE)].filter((m) => valued(m[1] as string));
+    if (uses.length === 0) return [word];
+    if (depth > MAX_VAR_CHAIN)
+      throw unjudgeable(
+        site,
+        written,
+        `its variables name each other (or themselves) more than ${MAX_VAR_CHAIN} deep`,
+      );
+    // A use with an operator (`${f%.md}`) of a variable whose every value is known only at run
+    // time anyway (`for f in *.md`) stands for what a glob would: judged as the literal glob is.
+    const loose = (name: string) => valuesOf(name, analysis).every((v) => RUN_TIME_VALUE.test(v));
+    const shaped = text.replace(OPERATOR_USE, (use, a?: string, b?: string) =>
+      loose((a ?? b) as string) ? "*" : use,
     );
-  count(values.length);
-  const unquoted = !written.startsWith('"');
-  return values.flatMap((value) => {
-    const bare = bareValue(value);
-    const word = bare + v.rest;
-    const fields = unquoted && /\s/.test(bare) ? word.split(/\s+/).filter((f) => f !== "") : [];
-    count(fields.length);
-    return [word, ...fields].flatMap((w) => boundWords(w, analysis, site, depth + 1, original, count) ?? [w]);
-  });
+    const plain = [...shaped.matchAll(PLAIN_USE)].filter((m) => valued((m[1] ?? m[2]) as string));
+    const left = [...shaped.matchAll(ANY_USE)].filter((m) => valued(m[1] as string));
+    if (/['\\`]/.test(shaped) || plain.length !== left.length) {
+      const shown = [...new Set(left.map((m) => m[1]))].join(", ");
+      throw unjudgeable(
+        site,
+        written,
+        `it uses ${shown}, which the command gives values, in a form the judge does not follow`,
+      );
+    }
+    let words = [""];
+    let at = 0;
+    for (const m of plain) {
+      const fixed = shaped.slice(at, m.index);
+      const values = valuesOf((m[1] ?? m[2]) as string, analysis).map(bareValue);
+      count(words.length * values.length);
+      words = words.flatMap((w) => values.map((v) => w + fixed + v));
+      at = (m.index ?? 0) + m[0].length;
+    }
+    words = words.map((w) => w + shaped.slice(at));
+    const unquoted = !written.includes('"');
+    // The command sets IFS: an unquoted use splits at characters this does not follow.
+    if (unquoted && (valuesOf("IFS", analysis).length > 0 || setAtRunTime("IFS", analysis) !== undefined))
+      throw unjudgeable(site, written, "the command sets IFS, which splits an unquoted use at run time");
+    const all = words.flatMap((w) => {
+      const fields = unquoted && /\s/.test(w) ? w.split(/\s+/).filter((f) => f !== "") : [];
+      count(fields.length);
+      return [w, ...fields];
+    });
+    return all.flatMap((w) => expand(w, depth + 1));
+  };
+  const words = expand(written, 0);
+  return words.length === 1 && words[0] === written ? undefined : words;
 }
