@@ -53,6 +53,10 @@ const DENY_ATTACKS: [string, RegExp][] = [
   [`d=${T} sh -c 'cp ${E} "$d"'`, /argument 2 of cp/],
   [`d=${T} :; cp ${E} "$d"`, /argument 2 of cp/],
   [`for d in ${FREE}/a ${T}; do cp ${E} "$d"; done`, /argument 2 of cp/],
+  // A variable used with other text around it (read-only review: each was judged as text).
+  [`d=${VAULT}/; cp ${E} "\${d}x"`, /argument 2 of cp/],
+  [`a=${S}/vau b=lt/x; cp ${E} "$a$b"`, /argument 2 of cp/],
+  [`sh -c 'echo x > "$1/$2"' _ ${VAULT} x`, /the redirection >/],
 ];
 
 /** Attacks outside every write grant: each would write P. */
@@ -71,6 +75,11 @@ const UNKNOWN_ATTACKS: [string, RegExp][] = [
   [`: "\${d:=${T}}"; cp ${E} "$d"`, /\$\{d:=\.\.\.\} sets d at run time/],
   // getopts sets OPTARG as well as the variable it names: read past the deny rule.
   [`getopts o: d -o ${VAULT}/keep; cat "$OPTARG"`, /getopts sets OPTARG at run time/],
+  // Forms the judge does not follow, of a variable the command gives a value.
+  [`d=${T}; cp ${E} "\${d%%Q}"`, /it uses .* in a form the judge does not follow/],
+  [`d=${T}; echo x > "\${d:-}"`, /it uses .* in a form the judge does not follow/],
+  [`sh -c 'cp ${E} "\${1%%Q}"' _ ${T}`, /it uses .* in a form the judge does not follow/],
+  [`IFS=:; d=${FREE}/a:${T}; echo x | tee $d`, /the command sets IFS/],
   // Values that name the variable again multiply at each step: 40 of them held the daemon's
   // event loop for hours (20: 9 s) before the count was bounded.
   [
@@ -146,13 +155,7 @@ for (const landlock of ["on", "off"] as const) {
         "refuses %s as unjudgeable",
         async (command, why) => {
           const r = await b.exec("worker", command);
-          expectRefused(
-            b,
-            "worker",
-            r,
-            "policy",
-            new RegExp(`cannot judge .*"\\$(d[/"]|OPTARG").*: ${why.source}`),
-          );
+          expectRefused(b, "worker", r, "policy", new RegExp(`cannot judge .*: ${why.source}`));
           expect(b.exists(T)).toBe(false);
         },
         60_000,
@@ -166,6 +169,8 @@ for (const landlock of ["on", "off"] as const) {
         [`d=${FREE}; echo x > "$d/c3"`, `${FREE}/c3`],
         [`cd ${FREE} && for f in *.txt; do cp "$f" copies/; done`, `${FREE}/copies/two.txt`],
         [`for f in c4 c5; do echo x > "${FREE}/$f"; done`, `${FREE}/c5`],
+        [`cd ${FREE} && for f in *.txt; do cp "$f" "copies/\${f%.txt}.bak"; done`, `${FREE}/copies/two.bak`],
+        [`for i in 1 2; do for j in a b; do echo x > "${FREE}/c$i$j"; done; done`, `${FREE}/c2b`],
       ])(
         "runs %s",
         async (command, made) => {
