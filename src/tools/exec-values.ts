@@ -11,7 +11,6 @@
 import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import { commandName } from "../security/shell-operands.js";
-import { wholeVariable } from "./exec-known.js";
 
 /** How many variables deep a value is followed (`a=~; b=$a`). */
 export const MAX_VAR_CHAIN = 4;
@@ -80,44 +79,177 @@ export function setAtRunTime(name: string, analysis: CommandAnalysis): string | 
   return undefined;
 }
 
+/** A plain use of a variable or positional parameter in a word: `$d`, `${d}`, `$1`, `${10}`, `$@`. */
+const PLAIN_USE = /\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])\}|([A-Za-z_][A-Za-z0-9_]*|[0-9@*]))/g;
+
 /**
- * The words a run-time word stands for through the variable it is whole (`"$d"`, `"$1"`,
- * `${d}/x`): one per value the command may give it (valuesOf), the fixed rest after it kept,
- * followed through another such variable, a value's double quotes taken off (`d="$HOME/x"`:
- * `$HOME/x`, judged where HOME leads). An unquoted use of a value with blanks is also each of
- * its fields. Undefined for a word that is not a variable whole, or one the command gives no
- * value (its text is judged as it is). A variable set at run time (setAtRunTime) is refused as
- * unjudgeable, the word and `site` named.
+ * A use of a variable with an operator, to the first closing brace: `${f%.md}`, `${d:-x}`
+ * (name, operator and its word), `${#d}` (name only).
  */
-export function boundWords(
-  written: string,
-  analysis: CommandAnalysis,
-  site: string,
-  depth = 0,
-  /** The word as the command wrote it, which a refusal names (not the value reached through it). */
-  original = written,
-  count: (n: number) => void = boundCounter(written, site),
-): string[] | undefined {
-  const v = wholeVariable(written);
-  if (v === undefined) return undefined;
-  const setter = setAtRunTime(v.name, analysis);
-  if (setter !== undefined) throw unjudgeable(site, original, `${setter} sets ${v.name} at run time`);
-  const values = valuesOf(v.name, analysis);
-  if (values.length === 0) return undefined;
-  // Past the chain a value would be judged as its text, the variable's name: `a=D; b=$a; …`.
-  if (depth > MAX_VAR_CHAIN)
-    throw unjudgeable(
+const OPERATOR_USE =
+  /\$\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])([^}A-Za-z0-9_][^}]*)\}|\$\{#([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])\}/g;
+
+/** A value known only at run time (a glob, an expansion, a substitution). */
+const RUN_TIME_VALUE = /[$`*?[\]~]/;
+
+/** Any use of a variable, plain or with an operator (`${d%%x}`, `${d:-}`, `${#d}`), and its name. */
+const ANY_USE = /\$\{?#?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])/g;
+
+/** No path is longer than this (PATH_MAX): a word past it through its values is refused, not judged. */
+const MAX_WORD = 4096;
+
+/** What the command gives a variable, looked up once per command (each look-up scans it whole). */
+interface Bound {
+  values: string[];
+  setter: string | undefined;
+}
+const BOUND = new WeakMap<CommandAnalysis, Map<string, Bound>>();
+
+function boundOf(name: string, analysis: CommandAnalysis): Bound {
+  const known = BOUND.get(analysis) ?? new Map<string, Bound>();
+  BOUND.set(analysis, known);
+  let b = known.get(name);
+  if (b === undefined) {
+    b = { values: valuesOf(name, analysis).map(bareValue), setter: setAtRunTime(name, analysis) };
+    known.set(name, b);
+  }
+  return b;
+}
+
+/** A shell pattern (`*`, `?`, literal text) as a whole-string RegExp; undefined for one this does not follow. */
+function patternRegExp(pattern: string): RegExp | undefined {
+  if (/[[\]\\'"`$]/.test(pattern)) return undefined;
+  const body = [...pattern]
+    .map((c) => (c === "*" ? "[^]*" : c === "?" ? "[^]" : c.replace(/[.+^${}()|]/g, "\\$&")))
+    .join("");
+  return new RegExp(`^${body}$`);
+}
+
+/** `${v%P}`, `${v%%P}`, `${v#P}`, `${v##P}` of a known value `v`. */
+function trimmed(v: string, op: string, re: RegExp): string {
+  const cuts = [...Array(v.length + 1).keys()];
+  const order = op.length === 2 ? cuts.reverse() : cuts;
+  for (const k of order) {
+    if (op[0] === "%" && re.test(v.slice(v.length - k))) return v.slice(0, v.length - k);
+    if (op[0] === "#" && re.test(v.slice(0, k))) return v.slice(k);
+  }
+  return v;
+}
+
+/**
+ * The words a run-time word stands for through the variables it uses (`"$d"`, `"$1"`,
+ * `"$d/f"`, `"/$d"`, `"${d}t/f"`, `"$d"x`, `"$a$b"`, `"${FREE}/$f"`): every plain use of a
+ * variable the command gives values (valuesOf) replaced by each of them, every combination,
+ * followed through values that use variables again, a value's double quotes taken off
+ * (`d="$HOME/x"`: `$HOME/x`, judged where HOME leads). An operator on such a variable is
+ * applied: `${d:-X}` is each value or X, `${d:+X}` nothing or X, `${f%.txt}` (`%%`, `#`, `##`,
+ * a pattern of text, `*` and `?`) each value trimmed; over a value known only at run time
+ * (`for f in /w/*.md`) a suffix of text without `/` is trimmed within the value's last part
+ * (`/w/*`). An operator on a variable the command gives no value, holding a use of one it does
+ * (`${a:-$b}`), is the variable's text or its word. An unquoted word whose value has blanks is
+ * also each of its fields. Undefined when the word uses no variable the command gives a value
+ * (its text is judged as it is: `$HOME/x`, `*.txt`). Refused as unjudgeable, the word and
+ * `site` named: a variable set at run time (setAtRunTime); one the command gives values used
+ * in a form this does not follow (`${#d}`, a pattern with `[`, a prefix trimmed off a run-time
+ * value, inside single quotes or after a backslash: judged as text, each wrote past the deny
+ * rules); IFS set; values that name each other deeper than MAX_VAR_CHAIN; more than
+ * MAX_BOUND_WORDS words; a word longer than any path.
+ */
+export function boundWords(written: string, analysis: CommandAnalysis, site: string): string[] | undefined {
+  const count = boundCounter(written, site);
+  const valued = (name: string): boolean => {
+    const b = boundOf(name, analysis);
+    if (b.setter !== undefined) throw unjudgeable(site, written, `${b.setter} sets ${name} at run time`);
+    return b.values.length > 0;
+  };
+  const notFollowed = (names: string[]) =>
+    unjudgeable(
       site,
-      original,
-      `its variables name each other (or themselves) more than ${MAX_VAR_CHAIN} deep`,
+      written,
+      `it uses ${[...new Set(names)].join(", ")}, which the command gives values, in a form the judge does not follow`,
     );
-  count(values.length);
-  const unquoted = !written.startsWith('"');
-  return values.flatMap((value) => {
-    const bare = bareValue(value);
-    const word = bare + v.rest;
-    const fields = unquoted && /\s/.test(bare) ? word.split(/\s+/).filter((f) => f !== "") : [];
-    count(fields.length);
-    return [word, ...fields].flatMap((w) => boundWords(w, analysis, site, depth + 1, original, count) ?? [w]);
-  });
+  /** What an operator use of `name` (valued, or holding a valued use in `op`) stands for. */
+  const applied = (name: string, op: string | undefined): string[] => {
+    if (op === undefined) throw notFollowed([name]); // ${#d}
+    const values = valued(name) ? boundOf(name, analysis).values : [`\${${name}}`];
+    const word = /^:?[-+?]/.exec(op) ? op.slice(op.startsWith(":") ? 2 : 1) : undefined;
+    if (op.startsWith(":-") || op.startsWith("-")) return [...values, word as string];
+    if (op.startsWith(":+") || op.startsWith("+")) return ["", word as string];
+    if (op.startsWith(":?") || op.startsWith("?")) return values;
+    const trim = /^(%%?|##?)(.*)$/s.exec(op);
+    const re = trim ? patternRegExp(trim[2] as string) : undefined;
+    if (trim === null || re === undefined || !valued(name)) throw notFollowed([name]);
+    const how = trim[1] as string;
+    return values.flatMap((v) => {
+      if (v.length > MAX_WORD) throw unjudgeable(site, written, `a value of ${name} is longer than any path`);
+      if (!RUN_TIME_VALUE.test(v)) return [trimmed(v, how, re)];
+      // A run-time value: only a suffix of text without `/` stays inside its last part.
+      const text = trim[2] as string;
+      if (how[0] !== "%" || /[/*?]/.test(text)) throw notFollowed([name]);
+      if (v.endsWith(text)) return [v.slice(0, v.length - text.length)];
+      // Its run-time end may end with the text: the value as it is, or cut in its last part.
+      const fixed = v.slice(0, v.search(RUN_TIME_VALUE));
+      return [v, `${fixed.slice(0, fixed.lastIndexOf("/") + 1)}*`];
+    });
+  };
+  if (![...written.matchAll(ANY_USE)].some((m) => valued(m[1] as string))) return undefined;
+  const expand = (word: string, depth: number): string[] => {
+    const uses = [...word.matchAll(ANY_USE)].filter((m) => valued(m[1] as string));
+    if (uses.length === 0) return [word.replaceAll('"', "")];
+    if (depth > MAX_VAR_CHAIN)
+      throw unjudgeable(
+        site,
+        written,
+        `its variables name each other (or themselves) more than ${MAX_VAR_CHAIN} deep`,
+      );
+    if (/['\\`]/.test(word)) throw notFollowed(uses.map((m) => m[1] as string));
+    // Each part of the word a variable stands for, with what it may be.
+    const spans: { at: number; end: number; values: string[] }[] = [];
+    const ops = [...word.matchAll(OPERATOR_USE)];
+    for (const m of ops) {
+      const name = (m[1] ?? m[3]) as string;
+      const holds = [...(m[2] ?? "").matchAll(ANY_USE)].some((u) => valued(u[1] as string));
+      if (!valued(name) && !holds) continue; // a variable of the environment: judged as its text
+      // A valued use inside a trim's pattern: what it removes is not followed.
+      if (holds && !/^:?[-+?]/.test(m[2] ?? "")) throw notFollowed([name]);
+      const at = m.index ?? 0;
+      spans.push({ at, end: at + m[0].length, values: applied(name, m[2]) });
+    }
+    const inOp = (i: number) => ops.some((m) => i >= (m.index ?? 0) && i < (m.index ?? 0) + m[0].length);
+    for (const m of word.matchAll(PLAIN_USE)) {
+      const name = (m[1] ?? m[2]) as string;
+      const at = m.index ?? 0;
+      if (inOp(at) || !valued(name)) continue;
+      spans.push({ at, end: at + m[0].length, values: boundOf(name, analysis).values });
+    }
+    // Every valued use must lie in a span followed above.
+    const lost = uses.filter((m) => !spans.some((s) => (m.index ?? 0) >= s.at && (m.index ?? 0) < s.end));
+    if (lost.length > 0) throw notFollowed(lost.map((m) => m[1] as string));
+    spans.sort((x, y) => x.at - y.at);
+    let words = [""];
+    let at = 0;
+    for (const span of spans) {
+      const fixed = word.slice(at, span.at);
+      count(words.length * span.values.length);
+      words = words.flatMap((w) => span.values.map((v) => w + fixed + v));
+      at = span.end;
+    }
+    words = words.map((w) => (w + word.slice(at)).replaceAll('"', ""));
+    if (words.some((w) => w.length > MAX_WORD))
+      throw unjudgeable(site, written, "its variables' values make a word longer than any path");
+    const unquoted = !written.includes('"');
+    // The command sets IFS: an unquoted use splits at characters this does not follow.
+    if (
+      unquoted &&
+      (boundOf("IFS", analysis).values.length > 0 || boundOf("IFS", analysis).setter !== undefined)
+    )
+      throw unjudgeable(site, written, "the command sets IFS, which splits an unquoted use at run time");
+    const all = words.flatMap((w) => {
+      const fields = unquoted && /\s/.test(w) ? w.split(/\s+/).filter((f) => f !== "") : [];
+      count(fields.length);
+      return [w, ...fields];
+    });
+    return all.flatMap((w) => expand(w, depth + 1));
+  };
+  return expand(written, 0);
 }

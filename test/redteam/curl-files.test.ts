@@ -118,7 +118,7 @@ describe("a quoted run-time value of one of curl's options", () => {
     ],
     [
       "a run-time output file in a folder not granted",
-      `F=n; curl -s -o "/workspace/secret/$F" ${URL}`,
+      `F=n$$; curl -s -o "/workspace/secret/$F" ${URL}`,
       "capability",
       /on \/workspace\/secret /,
     ],

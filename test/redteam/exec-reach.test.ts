@@ -235,9 +235,10 @@ describe("a path: confirm rule holds against globs and walks", () => {
   }
 
   it("a call a human allowed reads below the rules it was asked about, and only those", async () => {
-    // The second path is only known at run time: the early check sees /workspace, so the human
-    // was asked about vault/** alone, and vault2/** stays shut to the call.
-    const call = b.exec("reader", 'N=2; cat /workspace/vault/x.txt; cat "/workspace/vault$N/y.txt"');
+    // The second path is only known at run time (arithmetic: the judge follows
+    // `N=2` into the word now): the early check sees /workspace, so the human was asked about
+    // vault/** alone, and vault2/** stays shut to the call.
+    const call = b.exec("reader", 'N=$((1 + 1)); cat /workspace/vault/x.txt; cat "/workspace/vault$N/y.txt"');
     await allowNext();
     const r = ran(await call);
     expect(r.output).toContain("VAULTED-SECRET");

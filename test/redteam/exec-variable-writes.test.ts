@@ -53,6 +53,26 @@ const DENY_ATTACKS: [string, RegExp][] = [
   [`d=${T} sh -c 'cp ${E} "$d"'`, /argument 2 of cp/],
   [`d=${T} :; cp ${E} "$d"`, /argument 2 of cp/],
   [`for d in ${FREE}/a ${T}; do cp ${E} "$d"; done`, /argument 2 of cp/],
+  // A variable used with other text around it (read-only review: each was judged as text).
+  [`d=${VAULT}/; cp ${E} "\${d}x"`, /argument 2 of cp/],
+  [`a=${S}/vau b=lt/x; cp ${E} "$a$b"`, /argument 2 of cp/],
+  [`sh -c 'echo x > "$1/$2"' _ ${VAULT} x`, /the redirection >/],
+  // A quote closed before more text, an operator on a variable the command never sets holding
+  // one it does, an operator followed (third review: each was judged as text, or as a glob).
+  [`d=${VAULT}/; cp ${E} "$d"x`, /argument 2 of cp/],
+  [`d=${VAULT}/; echo x | tee "$d""x"`, /argument 1 of tee/],
+  [`b=${T}; cp ${E} "\${a:-$b}"`, /argument 2 of cp/],
+  [`b=${T}; echo x > "\${a-$b}"`, /the redirection >/],
+  [`d=${T}Q; cp ${E} "\${d%%Q}"`, /argument 2 of cp/],
+  [`d=${T}; echo x > "\${d:-}"`, /the redirection >/],
+  [`sh -c 'cp ${E} "\${1%.txt}"' _ ${T}.txt`, /argument 2 of cp/],
+  [`f=${VAULT}/y/z.c; cp ${E} "\${f%/y/*}/x"`, /argument 2 of cp/],
+];
+
+/** Attacks through a value only known at run time (a glob): each would write below the vault. */
+const GLOB_ATTACKS: string[] = [
+  `for f in ${VAULT}/*; do cp ${E} "\${f%.md}.html"; done`,
+  `for f in ${VAULT}/*.md; do cp ${E} "\${f%.md}"; done`,
 ];
 
 /** Attacks outside every write grant: each would write P. */
@@ -71,6 +91,12 @@ const UNKNOWN_ATTACKS: [string, RegExp][] = [
   [`: "\${d:=${T}}"; cp ${E} "$d"`, /\$\{d:=\.\.\.\} sets d at run time/],
   // getopts sets OPTARG as well as the variable it names: read past the deny rule.
   [`getopts o: d -o ${VAULT}/keep; cat "$OPTARG"`, /getopts sets OPTARG at run time/],
+  // Forms the judge does not follow, of a variable the command gives a value.
+  [`d=${T}; echo x > "${S}/\${#d}"`, /it uses .* in a form the judge does not follow/],
+  [`d=${T}; cp ${E} "\${d%[x]}"`, /it uses .* in a form the judge does not follow/],
+  [`for f in ${VAULT}/*; do cp ${E} "\${f#*/}"; done`, /it uses .* in a form the judge does not follow/],
+
+  [`IFS=:; d=${FREE}/a:${T}; echo x | tee $d`, /the command sets IFS/],
   // Values that name the variable again multiply at each step: 40 of them held the daemon's
   // event loop for hours (20: 9 s) before the count was bounded.
   [
@@ -118,6 +144,25 @@ for (const landlock of ["on", "off"] as const) {
       );
     });
 
+    // Within bounds, values whose every use holds more: a word longer than any path is refused
+    // at once (a 15 KB command held the daemon's event loop for 123 s, judged use by use).
+    it("refuses at once a word its values make longer than any path", async () => {
+      const r = await b.exec("worker", `a=${"$z".repeat(2800)}; a=/x$a; echo x > "$a$a$a$a$a$a$a"`);
+      expectRefused(b, "worker", r, "policy", /its variables' values make a word longer than any path/);
+    }, 60_000);
+
+    describe("a run-time value's operator, written past a deny rule", () => {
+      it.each(GLOB_ATTACKS)(
+        "refuses %s",
+        async (command) => {
+          const r = await b.exec("worker", command);
+          expectRefused(b, "worker", r, "policy", new RegExp(RULE));
+          expect(b.exists(T)).toBe(false);
+        },
+        60_000,
+      );
+    });
+
     describe("a variable's or positional's value, written outside every grant", () => {
       it.each(OUTSIDE_ATTACKS)(
         "refuses %s",
@@ -146,13 +191,7 @@ for (const landlock of ["on", "off"] as const) {
         "refuses %s as unjudgeable",
         async (command, why) => {
           const r = await b.exec("worker", command);
-          expectRefused(
-            b,
-            "worker",
-            r,
-            "policy",
-            new RegExp(`cannot judge .*"\\$(d[/"]|OPTARG").*: ${why.source}`),
-          );
+          expectRefused(b, "worker", r, "policy", new RegExp(`cannot judge .*: ${why.source}`));
           expect(b.exists(T)).toBe(false);
         },
         60_000,
@@ -166,6 +205,12 @@ for (const landlock of ["on", "off"] as const) {
         [`d=${FREE}; echo x > "$d/c3"`, `${FREE}/c3`],
         [`cd ${FREE} && for f in *.txt; do cp "$f" copies/; done`, `${FREE}/copies/two.txt`],
         [`for f in c4 c5; do echo x > "${FREE}/$f"; done`, `${FREE}/c5`],
+        [`cd ${FREE} && for f in *.txt; do cp "$f" "copies/\${f%.txt}.bak"; done`, `${FREE}/copies/two.bak`],
+        [`for i in 1 2; do for j in a b; do echo x > "${FREE}/c$i$j"; done; done`, `${FREE}/c2b`],
+        [`f=${FREE}/one.txt; cp "$f" "\${f%.txt}.bak"`, `${FREE}/one.bak`],
+        [`for f in ${FREE}/one.txt ${FREE}/two.txt; do cp "$f" "\${f%.txt}.bak2"; done`, `${FREE}/two.bak2`],
+        [`f=${FREE}/one.txt; cp "$f" "\${f%/*}/c6"`, `${FREE}/c6`],
+        [`f=${FREE}/one.txt; cp "$f" "${FREE}/copies/\${f##*/}"`, `${FREE}/copies/one.txt`],
       ])(
         "runs %s",
         async (command, made) => {
