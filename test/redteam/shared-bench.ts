@@ -44,7 +44,9 @@ function sharedBackend(docker: DockerBackend): SandboxBackend {
     unpause: async () => {},
     startMcpServer: (spec) => docker.startMcpServer(spec),
     reattach: () => docker.reattach(),
-    gc: (opts) => docker.gc(opts),
+    // The shared goal is no goal of the runtime's: without this a sweep (one a minute) took it
+    // for an orphan and removed its container under a test file that ran longer than that.
+    gc: (opts) => docker.gc({ ...opts, isGoalLive: (g) => g === SHARED_GOAL || opts.isGoalLive(g) }),
     close: () => docker.close(),
   };
 }
