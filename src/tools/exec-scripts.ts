@@ -24,7 +24,12 @@ import type { SandboxHandle } from "../sandbox/types.js";
 import { execNeeds } from "../security/policy.js";
 import { isSystemPath } from "../security/policy-rules.js";
 import { CLEARED_ENVIRONMENT } from "../security/policy-variables.js";
-import { analyzeCommandUncached, basename, type CommandAnalysis } from "../security/shell.js";
+import {
+  analyzeCommandUncached,
+  basename,
+  type CommandAnalysis,
+  type SharedShellCode,
+} from "../security/shell.js";
 import { commandName } from "../security/shell-operands.js";
 import { isDescriptorPath } from "../security/shell-sh.js";
 import { WRAPPERS } from "../security/shell-wrappers.js";
@@ -58,6 +63,8 @@ interface Judged {
   interpreter: string[];
   /** It changes directory (a cd of its own or in a script it sources): sourced, it moves the code after it. */
   movesDir: boolean;
+  /** Sourced, the code that then shares the shell: the script as judged, and the scripts it sources. */
+  shared: SharedShellCode[];
 }
 
 export interface ScriptPlan {
@@ -69,6 +76,8 @@ export interface ScriptPlan {
   command: string;
   /** Indices of the command's `. s.sh` whose script changes directory (exec-merge.ts movedBySourced). */
   movedBySourced: number[];
+  /** The scripts the command sources, which set variables for its words (CommandAnalysis.sharedShell). */
+  sharedShell: SharedShellCode[];
   /** The words of the scripts' commands that could name files (exec-scope.ts). */
   words: ScopeWord[];
 }
@@ -114,17 +123,20 @@ class Planner {
     cwd: string,
     start: StartVars,
     own: Positionals = { bound: [], runtime: undefined },
-  ): Promise<{ code: string; moved: number[] }> {
+  ): Promise<{ code: string; moved: number[]; shared: SharedShellCode[] }> {
     const movesDir = analysis.dirs.length > 0 || analysis.commands.some((c) => c.localDirs.length > 0);
     if (analysis.assignedNames.includes("PATH")) {
       throw refuse(`${where} sets PATH, which decides what file a command name runs; refused`);
     }
     let runs = 0;
     const moved: number[] = [];
-    const started: { i: number; shown: string; dirs: string }[] = [];
+    const shared: SharedShellCode[] = [];
+    const started: { i: number; shown: string; dirs: string; key: string; bound: string }[] = [];
     const named = runTimeNamed(analysis);
     let assigned = { ...named, assignedNames: [...named.assignedNames, ...this.alsoAssigned] };
-    const positionals = this.positionals(assigned, start);
+    // A script's positional parameters take the values this code's variables have, those the
+    // scripts it sourced so far give them included (`. ./env.sh; sh s.sh "$d"`).
+    const positionals = () => this.positionals(withShared(assigned, shared), start);
     for (const [i, c] of analysis.commands.entries()) {
       const site = siteOf(argsOf(c));
       if (site === undefined) continue;
@@ -144,19 +156,28 @@ class Planner {
       if (dirs === undefined) {
         throw refuse(`${where}: "${shown}" runs a script after moving to a directory known only at run time`);
       }
-      started.push({ i, shown, dirs: JSON.stringify(dirs) });
       // The script's `~`, $HOME, $TMPDIR and mktemp: what this code gave it (`HOME=D sh s.sh`: D).
       const vars = scriptStartVars(start, assigned.assignedNames, c.assigns, site.kind === "source");
       // A sourced script runs with the positional parameters of the code that sources it (`echo
       // ~ | xargs sh a.sh`, a.sh `. b.sh`, b.sh `rm -rf "$1"` emptied the private folder).
       const sourced = site.kind === "source" ? sourcedPositionals(analysis, i, own, shown) : undefined;
-      const bound = sourced?.bound ?? positionals.get(`${site.kind}\0${site.path}`) ?? [];
+      const key = `${site.kind}\0${site.path}`;
+      const bound = sourced?.bound ?? positionals().get(key) ?? [];
+      started.push({
+        i,
+        shown,
+        dirs: JSON.stringify(dirs),
+        key,
+        bound: JSON.stringify(sourced ? [] : bound),
+      });
       // Run by xargs or find: the parameters they fill in at run time (exec-runtime-positionals.ts).
       const words = argsOf(c).slice(site.at + 1);
       const given = runTimePositionals(c, words) ?? functionPositionals(analysis, i, words);
       const runtime = sourced ? sourced.runtime : given && { ...given, shown };
       const judged = await this.judge(site, depth, where, movesDir, dirs, vars, bound, runtime);
       if (!judged) continue;
+      // `. s.sh` runs s.sh in this shell: what it assigns or reads into a variable holds after it.
+      if (site.kind === "source") shared.push(...judged.shared.filter((s) => !shared.includes(s)));
       // `. s.sh` runs s.sh in this shell: a cd in it moves what comes after (scripts included).
       if (site.kind === "source" && judged.movesDir) {
         moved.push(i);
@@ -182,8 +203,17 @@ class Planner {
         );
       }
     }
-    if (runs === 0) return { code, moved };
-    return { code: this.rewrite(code, analysis, runs, where), moved };
+    // A `. s.sh` in a loop may set a variable a script run before it in the body is handed (the next pass).
+    const last = shared.length === 0 ? undefined : positionals();
+    for (const site of last === undefined ? [] : started) {
+      if (site.bound !== "[]" && JSON.stringify(last!.get(site.key) ?? []) !== site.bound) {
+        throw refuse(
+          `${where}: "${site.shown}" runs a script with variables a script sourced after it may set (a loop runs it again); source it first`,
+        );
+      }
+    }
+    if (runs === 0) return { code, moved, shared };
+    return { code: this.rewrite(code, analysis, runs, where), moved, shared };
   }
 
   /**
@@ -315,7 +345,11 @@ class Planner {
       runtime,
     });
     const moved = movedBySourced(analysis, pinned.moved);
-    const judgedAs = { ...moved, assignedValues: [...moved.assignedValues, ...bound] };
+    const judgedAs: CommandAnalysis = {
+      ...moved,
+      assignedValues: [...moved.assignedValues, ...bound],
+      ...(pinned.shared.length > 0 ? { sharedShell: pinned.shared } : {}),
+    };
     const files = await execPaths(this.sandbox, judgedAs, dirs, place);
     this.needs.push({ kind: "file_read", path, via: SCRIPT_VIA }, ...execNeeds(analysis), ...files.needs);
     this.words.push(...files.words);
@@ -324,12 +358,14 @@ class Planner {
       site.kind === "path" && interpreter
         ? [...analysis.helpers, basename(interpreter[0]!)]
         : analysis.helpers;
-    this.analyses.push({ ...judgedAs, paths: files.paths, helpers });
+    const { sharedShell: _, ...own } = judgedAs;
+    this.analyses.push({ ...own, paths: files.paths, helpers });
     const judged: Judged = {
       path,
       text: pinned.code,
       interpreter: interpreter ?? ["/bin/sh"],
       movesDir: analysis.dirs.length > 0 || pinned.moved.length > 0,
+      shared: [{ analysis: own, what: `the sourced script ${path}` }, ...pinned.shared],
     };
     this.judged.set(key, judged);
     return judged;
@@ -374,6 +410,11 @@ class Planner {
     }
     return bytes.toString("utf8");
   }
+}
+
+/** `analysis` with `shared` as the code sharing its shell (CommandAnalysis.sharedShell). */
+function withShared(analysis: CommandAnalysis, shared: readonly SharedShellCode[]): CommandAnalysis {
+  return shared.length === 0 ? analysis : { ...analysis, sharedShell: [...shared] };
 }
 
 /** The positional parameters a script runs with: known values (`1=/workspace/x`), and those filled in at run time. */
@@ -448,21 +489,25 @@ export async function planScripts(
     const planner = new Planner(sandbox, readRefusal, place.privateTmp, also);
     const pinned = await planner.pin(command, analysis, 0, "the command", cwd, place.start);
     const more = [...planner.sourcedAssigns].filter((n) => !also.includes(n));
-    if (more.length === 0) return finish(planner, pinned.code, pinned.moved);
+    if (more.length === 0) return finish(planner, pinned);
     if (also.length > 0) throw refuse(`the scripts the command sources changed while they were judged`);
     also = [...planner.sourcedAssigns];
   }
 }
 
-function finish(planner: Planner, pinned: string, moved: number[]): ScriptPlan {
-  if (Buffer.byteLength(pinned, "utf8") > PINNED_MAX_BYTES) {
+function finish(
+  planner: Planner,
+  pinned: { code: string; moved: number[]; shared: SharedShellCode[] },
+): ScriptPlan {
+  if (Buffer.byteLength(pinned.code, "utf8") > PINNED_MAX_BYTES) {
     throw refuse(`the command with its scripts written in is more than ${PINNED_MAX_BYTES} bytes`);
   }
   return {
     needs: planner.needs,
     analyses: planner.analyses,
-    command: pinned,
+    command: pinned.code,
     words: planner.words,
-    movedBySourced: moved,
+    movedBySourced: pinned.moved,
+    sharedShell: pinned.shared,
   };
 }

@@ -84,7 +84,7 @@ const UNKNOWN_ATTACKS: [string, RegExp][] = [
   // event loop for hours (20: 9 s) before the count was bounded.
   [
     `d=${FREE}; ${Array.from({ length: 40 }, (_, i) => `d=$d/a${i}`).join("; ")}; echo x > "$d"`,
-    /its variables (name each other|' values make more than 256 paths)/,
+    /its variables(' values make more than 256 paths| name each other)/,
   ],
   // Deeper than the chain is followed, the last value was judged as its text (`$a/x`: nothing).
   [`a=${VAULT}; b=$a; c=$b; e=$c; f=$e; d=$f; echo x > "$d/x"`, /its variables name each other/],
