@@ -113,7 +113,8 @@ class Planner {
    * `code` (analysed as `analysis`, started in `cwd` with `start`) with every script it runs
    * judged and pinned, and the indices of its `. s.sh` whose script changes directory (`moved`).
    * `own`: the positional parameters `code` itself runs with (a script's, as judged; none for
-   * the command), which a script it sources (`. s.sh`) sees as its own.
+   * the command), which a script it sources (`. s.sh`) sees as its own. `inherited`: the code
+   * that shares the shell `code` runs in (it is sourced: what sources it), whose variables it sees.
    */
   async pin(
     code: string,
@@ -123,6 +124,7 @@ class Planner {
     cwd: string,
     start: StartVars,
     own: Positionals = { bound: [], runtime: undefined },
+    inherited: readonly SharedShellCode[] = [],
   ): Promise<{ code: string; moved: number[]; shared: SharedShellCode[] }> {
     const movesDir = analysis.dirs.length > 0 || analysis.commands.some((c) => c.localDirs.length > 0);
     if (analysis.assignedNames.includes("PATH")) {
@@ -174,7 +176,12 @@ class Planner {
       const words = argsOf(c).slice(site.at + 1);
       const given = runTimePositionals(c, words) ?? functionPositionals(analysis, i, words);
       const runtime = sourced ? sourced.runtime : given && { ...given, shown };
-      const judged = await this.judge(site, depth, where, movesDir, dirs, vars, bound, runtime);
+      // A sourced script sees this code's variables, those of the scripts it sourced, and what it sees.
+      const callers =
+        site.kind === "source"
+          ? [{ analysis, what: `${where} that sources it` }, ...shared, ...inherited]
+          : [];
+      const judged = await this.judge(site, depth, where, movesDir, dirs, vars, bound, runtime, callers);
       if (!judged) continue;
       // `. s.sh` runs s.sh in this shell: what it assigns or reads into a variable holds after it.
       if (site.kind === "source") shared.push(...judged.shared.filter((s) => !shared.includes(s)));
@@ -237,7 +244,8 @@ class Planner {
   /**
    * Judge the script a site runs, from the directories it starts in (`dirs`: where its relative
    * paths resolve), its positional parameters bound to `bound` (`1=/workspace/x`), those
-   * filled in at run time (`runtime`: by xargs or find, from the command `shown`) refused if used.
+   * filled in at run time (`runtime`: by xargs or find, from the command `shown`) refused if used,
+   * sourced, sharing the shell of `inherited` (the code that sources it: its variables' values).
    */
   private async judge(
     site: Site,
@@ -248,6 +256,7 @@ class Planner {
     start: StartVars,
     bound: readonly string[],
     runtime: (RunTimePositionals & { shown: string }) | undefined,
+    inherited: readonly SharedShellCode[],
   ): Promise<Judged | null> {
     const key = `${site.kind}\0${site.path}`;
     const known = this.judged.get(key);
@@ -259,11 +268,12 @@ class Planner {
       bound,
       runtime?.at,
       runtime?.from,
+      inherited.map((s) => s.analysis.source),
     ]);
     if (known !== undefined && this.judgedFrom.get(key) === from) return known;
     if (known !== undefined) {
       throw refuse(
-        `${where} runs the script ${site.path} from different directories, with a different HOME or TMPDIR, or with other arguments; run it once, or from one script`,
+        `${where} runs the script ${site.path} from different directories, with a different HOME or TMPDIR, with other arguments, or sourced by other code; run it once, or from one script`,
       );
     }
     if (!site.path.startsWith("/") && (movesDir || dirs.length !== 1)) {
@@ -340,15 +350,23 @@ class Planner {
       throw refuse(`the script ${path} runs scripts and may start in several directories`);
     }
     // Its scripts first: one it sources that changes directory moves its commands after it.
-    const pinned = await this.pin(file.content, analysis, depth + 1, `the script ${path}`, dirs[0]!, start, {
-      bound,
-      runtime,
-    });
+    const pinned = await this.pin(
+      file.content,
+      analysis,
+      depth + 1,
+      `the script ${path}`,
+      dirs[0]!,
+      start,
+      { bound, runtime },
+      inherited,
+    );
     const moved = movedBySourced(analysis, pinned.moved);
     const judgedAs: CommandAnalysis = {
       ...moved,
       assignedValues: [...moved.assignedValues, ...bound],
-      ...(pinned.shared.length > 0 ? { sharedShell: pinned.shared } : {}),
+      ...(pinned.shared.length + inherited.length > 0
+        ? { sharedShell: [...pinned.shared, ...inherited] }
+        : {}),
     };
     const files = await execPaths(this.sandbox, judgedAs, dirs, place);
     this.needs.push({ kind: "file_read", path, via: SCRIPT_VIA }, ...execNeeds(analysis), ...files.needs);

@@ -3,8 +3,10 @@
 // (`${d:=V}`) holds for the command's words after it; the judge followed the command's own
 // assignments only, so `. ./s.sh; cp E "$d"` was judged as if d had no value (its text, which
 // names nothing) and wrote past the operator's deny rule and, with `sandbox.landlock: off`,
-// outside every grant. And a variable that extends itself (`d=$d/sub`, `p=$p:/x`) was refused as a chain of variables
-// "more than 4 deep": it is judged now, with each value it may grow to. The common forms still run.
+// outside every grant. The other way round too: a sourced script's `echo x > "$d"` sees the d of
+// the code that sources it, or of a script sourced before it (judged as if d had no value). And a
+// variable that extends itself (`d=$d/sub`, `p=$p:/x`) was refused as a chain of variables "more
+// than 4 deep": it is judged now, with each value it may grow to. The common forms still run.
 // The agent may read /workspace/** and write /workspace/out/**; `path: /workspace/out/vault/**`
 // is denied.
 
@@ -42,6 +44,8 @@ const FILES: Record<string, string> = {
   "vault.sh": `d=${VAULT}\n`,
   "pub.sh": `d=${P}\n`,
   "copy.sh": `cp ${E} "$1"\n`,
+  "write.sh": 'echo x > "$d"\n',
+  "nested-write.sh": `. ${SCRIPTS}/write.sh\n`,
   "env.sh": `d=${FREE}\nexport LIBS=$LIBS:/workspace/lib\n`,
 };
 
@@ -61,6 +65,10 @@ const DENY_ATTACKS: [string, RegExp][] = [
   // The value a sourced script gives, handed on to code and to a script the command runs.
   [`. ${SCRIPTS}/set.sh; sh -c 'cp ${E} "$1"' _ "$d"`, /argument 2 of cp/],
   [`. ${SCRIPTS}/set.sh; sh ${SCRIPTS}/copy.sh "$d"`, /argument 2 of sh/],
+  // A value the code that sources a script gives, or a script sourced before it.
+  [`d=${T}; . ${SCRIPTS}/write.sh`, /the redirection >/],
+  [`d=${T}; . ${SCRIPTS}/nested-write.sh`, /the redirection >/],
+  [`. ${SCRIPTS}/set.sh; . ${SCRIPTS}/write.sh`, /the redirection >/],
   // A variable that extends itself: each value it may grow to is judged.
   [`d=${S}; d=$d/vault/x; cp ${E} "$d"`, /argument 2 of cp/],
   [`d=${S}; d="$d/vault"; echo x > "$d/x"`, /the redirection >/],
@@ -72,6 +80,7 @@ const DENY_ATTACKS: [string, RegExp][] = [
 const OUTSIDE_ATTACKS: string[] = [
   `. ${SCRIPTS}/pub.sh; cp ${E} "$d"`,
   `. ${SCRIPTS}/pub.sh; touch "$d"`,
+  `d=${P}; . ${SCRIPTS}/write.sh`,
   `d=${S}; d=$d/../pub/x; touch "$d"`,
   `d=$d${P}; touch "$d"`,
 ];
@@ -81,6 +90,10 @@ const UNKNOWN_ATTACKS: [string, RegExp][] = [
   [
     `echo ${T} | { . ${SCRIPTS}/read.sh; cp ${E} "$d"; }`,
     new RegExp(`read in the sourced script ${escapeRegExp(SCRIPTS)}/read.sh sets d at run time`),
+  ],
+  [
+    `echo ${T} | { read d; . ${SCRIPTS}/write.sh; }`,
+    /read in the command that sources it sets d at run time/,
   ],
   [
     `. ${SCRIPTS}/default.sh; cp ${E} "$d"`,
@@ -154,6 +167,7 @@ for (const landlock of ["on", "off"] as const) {
     describe("the common forms still run", () => {
       it.each([
         [`. ${SCRIPTS}/env.sh; echo x > "$d/s1"`, `${FREE}/s1`],
+        [`d=${FREE}/s4; . ${SCRIPTS}/write.sh`, `${FREE}/s4`],
         [`d=${FREE}; d=$d/sub; mkdir -p "$d" && echo x > "$d/s2"`, `${FREE}/sub/s2`],
         [`p=${FREE}; for x in a b; do p=$p/$x; done; mkdir -p "$p"`, `${FREE}/a/b`],
         [`export CLASSPATH=$CLASSPATH:/workspace/lib; echo x > ${FREE}/s3`, `${FREE}/s3`],
