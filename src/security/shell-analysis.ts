@@ -119,4 +119,17 @@ export interface CommandAnalysis {
   helpers: string[];
   /** Set by the exec tool (tools/exec-paths.ts) on the analysis it hands the policy. */
   paths?: readonly ResolvedPath[];
+  /**
+   * Set by the exec tool (tools/exec-scripts.ts): other code that runs in this code's shell —
+   * the scripts it sources (`. ./env.sh`) — whose assignments and run-time setters (`read d`)
+   * hold for this code's words too (tools/exec-values.ts).
+   */
+  sharedShell?: readonly SharedShellCode[];
+}
+
+/** Code that runs in the same shell as the code analysed: its analysis, and what it is, for messages. */
+export interface SharedShellCode {
+  analysis: CommandAnalysis;
+  /** `the sourced script /workspace/env.sh`. */
+  what: string;
 }

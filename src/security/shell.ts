@@ -23,6 +23,7 @@ export type {
   DirChange,
   FunctionDef,
   ResolvedPath,
+  SharedShellCode,
   SimpleCommand,
 } from "./shell-analysis.js";
 export { MAX_SIMPLE_COMMANDS, MAX_SYNTAX_DEPTH, MAX_UNFOLD_DEPTH } from "./shell-visitor.js";

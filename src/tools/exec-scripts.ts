@@ -24,7 +24,12 @@ import type { SandboxHandle } from "../sandbox/types.js";
 import { execNeeds } from "../security/policy.js";
 import { isSystemPath } from "../security/policy-rules.js";
 import { CLEARED_ENVIRONMENT } from "../security/policy-variables.js";
-import { analyzeCommandUncached, basename, type CommandAnalysis } from "../security/shell.js";
+import {
+  analyzeCommandUncached,
+  basename,
+  type CommandAnalysis,
+  type SharedShellCode,
+} from "../security/shell.js";
 import { commandName } from "../security/shell-operands.js";
 import { isDescriptorPath } from "../security/shell-sh.js";
 import { WRAPPERS } from "../security/shell-wrappers.js";
@@ -58,6 +63,8 @@ interface Judged {
   interpreter: string[];
   /** It changes directory (a cd of its own or in a script it sources): sourced, it moves the code after it. */
   movesDir: boolean;
+  /** Sourced, the code that then shares the shell: the script as judged, and the scripts it sources. */
+  shared: SharedShellCode[];
 }
 
 export interface ScriptPlan {
@@ -69,6 +76,8 @@ export interface ScriptPlan {
   command: string;
   /** Indices of the command's `. s.sh` whose script changes directory (exec-merge.ts movedBySourced). */
   movedBySourced: number[];
+  /** The scripts the command sources, which set variables for its words (CommandAnalysis.sharedShell). */
+  sharedShell: SharedShellCode[];
   /** The words of the scripts' commands that could name files (exec-scope.ts). */
   words: ScopeWord[];
 }
@@ -104,7 +113,8 @@ class Planner {
    * `code` (analysed as `analysis`, started in `cwd` with `start`) with every script it runs
    * judged and pinned, and the indices of its `. s.sh` whose script changes directory (`moved`).
    * `own`: the positional parameters `code` itself runs with (a script's, as judged; none for
-   * the command), which a script it sources (`. s.sh`) sees as its own.
+   * the command), which a script it sources (`. s.sh`) sees as its own. `inherited`: the code
+   * that shares the shell `code` runs in (it is sourced: what sources it), whose variables it sees.
    */
   async pin(
     code: string,
@@ -114,17 +124,21 @@ class Planner {
     cwd: string,
     start: StartVars,
     own: Positionals = { bound: [], runtime: undefined },
-  ): Promise<{ code: string; moved: number[] }> {
+    inherited: readonly SharedShellCode[] = [],
+  ): Promise<{ code: string; moved: number[]; shared: SharedShellCode[] }> {
     const movesDir = analysis.dirs.length > 0 || analysis.commands.some((c) => c.localDirs.length > 0);
     if (analysis.assignedNames.includes("PATH")) {
       throw refuse(`${where} sets PATH, which decides what file a command name runs; refused`);
     }
     let runs = 0;
     const moved: number[] = [];
-    const started: { i: number; shown: string; dirs: string }[] = [];
+    const shared: SharedShellCode[] = [];
+    const started: { i: number; shown: string; dirs: string; key: string; bound: string }[] = [];
     const named = runTimeNamed(analysis);
     let assigned = { ...named, assignedNames: [...named.assignedNames, ...this.alsoAssigned] };
-    const positionals = this.positionals(assigned, start);
+    // A script's positional parameters take the values this code's variables have, those the
+    // scripts it sourced so far give them included (`. ./env.sh; sh s.sh "$d"`).
+    const positionals = () => this.positionals(withShared(assigned, shared), start);
     for (const [i, c] of analysis.commands.entries()) {
       const site = siteOf(argsOf(c));
       if (site === undefined) continue;
@@ -144,19 +158,33 @@ class Planner {
       if (dirs === undefined) {
         throw refuse(`${where}: "${shown}" runs a script after moving to a directory known only at run time`);
       }
-      started.push({ i, shown, dirs: JSON.stringify(dirs) });
       // The script's `~`, $HOME, $TMPDIR and mktemp: what this code gave it (`HOME=D sh s.sh`: D).
       const vars = scriptStartVars(start, assigned.assignedNames, c.assigns, site.kind === "source");
       // A sourced script runs with the positional parameters of the code that sources it (`echo
       // ~ | xargs sh a.sh`, a.sh `. b.sh`, b.sh `rm -rf "$1"` emptied the private folder).
       const sourced = site.kind === "source" ? sourcedPositionals(analysis, i, own, shown) : undefined;
-      const bound = sourced?.bound ?? positionals.get(`${site.kind}\0${site.path}`) ?? [];
+      const key = `${site.kind}\0${site.path}`;
+      const bound = sourced?.bound ?? positionals().get(key) ?? [];
+      started.push({
+        i,
+        shown,
+        dirs: JSON.stringify(dirs),
+        key,
+        bound: JSON.stringify(sourced ? [] : bound),
+      });
       // Run by xargs or find: the parameters they fill in at run time (exec-runtime-positionals.ts).
       const words = argsOf(c).slice(site.at + 1);
       const given = runTimePositionals(c, words) ?? functionPositionals(analysis, i, words);
       const runtime = sourced ? sourced.runtime : given && { ...given, shown };
-      const judged = await this.judge(site, depth, where, movesDir, dirs, vars, bound, runtime);
+      // A sourced script sees this code's variables, those of the scripts it sourced, and what it sees.
+      const callers =
+        site.kind === "source"
+          ? [{ analysis, what: `${where} that sources it` }, ...shared, ...inherited]
+          : [];
+      const judged = await this.judge(site, depth, where, movesDir, dirs, vars, bound, runtime, callers);
       if (!judged) continue;
+      // `. s.sh` runs s.sh in this shell: what it assigns or reads into a variable holds after it.
+      if (site.kind === "source") shared.push(...judged.shared.filter((s) => !shared.includes(s)));
       // `. s.sh` runs s.sh in this shell: a cd in it moves what comes after (scripts included).
       if (site.kind === "source" && judged.movesDir) {
         moved.push(i);
@@ -182,8 +210,17 @@ class Planner {
         );
       }
     }
-    if (runs === 0) return { code, moved };
-    return { code: this.rewrite(code, analysis, runs, where), moved };
+    // A `. s.sh` in a loop may set a variable a script run before it in the body is handed (the next pass).
+    const last = shared.length === 0 ? undefined : positionals();
+    for (const site of last === undefined ? [] : started) {
+      if (site.bound !== "[]" && JSON.stringify(last!.get(site.key) ?? []) !== site.bound) {
+        throw refuse(
+          `${where}: "${site.shown}" runs a script with variables a script sourced after it may set (a loop runs it again); source it first`,
+        );
+      }
+    }
+    if (runs === 0) return { code, moved, shared };
+    return { code: this.rewrite(code, analysis, runs, where), moved, shared };
   }
 
   /**
@@ -207,7 +244,8 @@ class Planner {
   /**
    * Judge the script a site runs, from the directories it starts in (`dirs`: where its relative
    * paths resolve), its positional parameters bound to `bound` (`1=/workspace/x`), those
-   * filled in at run time (`runtime`: by xargs or find, from the command `shown`) refused if used.
+   * filled in at run time (`runtime`: by xargs or find, from the command `shown`) refused if used,
+   * sourced, sharing the shell of `inherited` (the code that sources it: its variables' values).
    */
   private async judge(
     site: Site,
@@ -218,6 +256,7 @@ class Planner {
     start: StartVars,
     bound: readonly string[],
     runtime: (RunTimePositionals & { shown: string }) | undefined,
+    inherited: readonly SharedShellCode[],
   ): Promise<Judged | null> {
     const key = `${site.kind}\0${site.path}`;
     const known = this.judged.get(key);
@@ -229,11 +268,12 @@ class Planner {
       bound,
       runtime?.at,
       runtime?.from,
+      inherited.map((s) => s.analysis.source),
     ]);
     if (known !== undefined && this.judgedFrom.get(key) === from) return known;
     if (known !== undefined) {
       throw refuse(
-        `${where} runs the script ${site.path} from different directories, with a different HOME or TMPDIR, or with other arguments; run it once, or from one script`,
+        `${where} runs the script ${site.path} from different directories, with a different HOME or TMPDIR, with other arguments, or sourced by other code; run it once, or from one script`,
       );
     }
     if (!site.path.startsWith("/") && (movesDir || dirs.length !== 1)) {
@@ -310,12 +350,24 @@ class Planner {
       throw refuse(`the script ${path} runs scripts and may start in several directories`);
     }
     // Its scripts first: one it sources that changes directory moves its commands after it.
-    const pinned = await this.pin(file.content, analysis, depth + 1, `the script ${path}`, dirs[0]!, start, {
-      bound,
-      runtime,
-    });
+    const pinned = await this.pin(
+      file.content,
+      analysis,
+      depth + 1,
+      `the script ${path}`,
+      dirs[0]!,
+      start,
+      { bound, runtime },
+      inherited,
+    );
     const moved = movedBySourced(analysis, pinned.moved);
-    const judgedAs = { ...moved, assignedValues: [...moved.assignedValues, ...bound] };
+    const judgedAs: CommandAnalysis = {
+      ...moved,
+      assignedValues: [...moved.assignedValues, ...bound],
+      ...(pinned.shared.length + inherited.length > 0
+        ? { sharedShell: [...pinned.shared, ...inherited] }
+        : {}),
+    };
     const files = await execPaths(this.sandbox, judgedAs, dirs, place);
     this.needs.push({ kind: "file_read", path, via: SCRIPT_VIA }, ...execNeeds(analysis), ...files.needs);
     this.words.push(...files.words);
@@ -324,12 +376,14 @@ class Planner {
       site.kind === "path" && interpreter
         ? [...analysis.helpers, basename(interpreter[0]!)]
         : analysis.helpers;
-    this.analyses.push({ ...judgedAs, paths: files.paths, helpers });
+    const { sharedShell: _, ...own } = judgedAs;
+    this.analyses.push({ ...own, paths: files.paths, helpers });
     const judged: Judged = {
       path,
       text: pinned.code,
       interpreter: interpreter ?? ["/bin/sh"],
       movesDir: analysis.dirs.length > 0 || pinned.moved.length > 0,
+      shared: [{ analysis: own, what: `the sourced script ${path}` }, ...pinned.shared],
     };
     this.judged.set(key, judged);
     return judged;
@@ -374,6 +428,11 @@ class Planner {
     }
     return bytes.toString("utf8");
   }
+}
+
+/** `analysis` with `shared` as the code sharing its shell (CommandAnalysis.sharedShell). */
+function withShared(analysis: CommandAnalysis, shared: readonly SharedShellCode[]): CommandAnalysis {
+  return shared.length === 0 ? analysis : { ...analysis, sharedShell: [...shared] };
 }
 
 /** The positional parameters a script runs with: known values (`1=/workspace/x`), and those filled in at run time. */
@@ -448,21 +507,25 @@ export async function planScripts(
     const planner = new Planner(sandbox, readRefusal, place.privateTmp, also);
     const pinned = await planner.pin(command, analysis, 0, "the command", cwd, place.start);
     const more = [...planner.sourcedAssigns].filter((n) => !also.includes(n));
-    if (more.length === 0) return finish(planner, pinned.code, pinned.moved);
+    if (more.length === 0) return finish(planner, pinned);
     if (also.length > 0) throw refuse(`the scripts the command sources changed while they were judged`);
     also = [...planner.sourcedAssigns];
   }
 }
 
-function finish(planner: Planner, pinned: string, moved: number[]): ScriptPlan {
-  if (Buffer.byteLength(pinned, "utf8") > PINNED_MAX_BYTES) {
+function finish(
+  planner: Planner,
+  pinned: { code: string; moved: number[]; shared: SharedShellCode[] },
+): ScriptPlan {
+  if (Buffer.byteLength(pinned.code, "utf8") > PINNED_MAX_BYTES) {
     throw refuse(`the command with its scripts written in is more than ${PINNED_MAX_BYTES} bytes`);
   }
   return {
     needs: planner.needs,
     analyses: planner.analyses,
-    command: pinned,
+    command: pinned.code,
     words: planner.words,
-    movedBySourced: moved,
+    movedBySourced: pinned.moved,
+    sharedShell: pinned.shared,
   };
 }

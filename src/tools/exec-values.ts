@@ -46,27 +46,47 @@ export function boundCounter(written: string, site: string): (n: number) => void
 /**
  * Every value, as written, the command assigns to the shell variable `name`: CommandAnalysis
  * assignedValues, export/readonly/local arguments, and the settings before a command (`d=D
- * sh -c 'cp E "$d"'` hands the code D; `d=D :` sets the shell's own, a special builtin's).
+ * sh -c 'cp E "$d"'` hands the code D; `d=D :` sets the shell's own, a special builtin's); and
+ * those the code sharing its shell gives it (CommandAnalysis.sharedShell: `. ./s.sh; cp E "$d"`
+ * with s.sh `d=D` was judged as if d had no value, its text: a write past the deny rules).
  */
 export function valuesOf(name: string, analysis: CommandAnalysis): string[] {
+  const values = [analysis, ...(analysis.sharedShell ?? []).map((s) => s.analysis)].flatMap((a) =>
+    ownValues(name, a),
+  );
+  return [...new Set(values)];
+}
+
+function ownValues(name: string, analysis: CommandAnalysis): string[] {
   const declared = analysis.commands.flatMap((c) =>
     ["export", "readonly", "local"].includes(commandName(c)) ? c.argv.slice(1) : [],
   );
   const before = analysis.commands.flatMap((c) => c.assigns);
   // "$@" and "$*" are every positional parameter from $1 on.
   const all = name === "@" || name === "*";
-  const values = [...analysis.assignedValues, ...declared, ...before].flatMap((a) =>
+  return [...analysis.assignedValues, ...declared, ...before].flatMap((a) =>
     a.startsWith(`${name}=`) || (all && /^[1-9][0-9]*=/.test(a)) ? [a.slice(a.indexOf("=") + 1)] : [],
   );
-  return [...new Set(values)];
 }
 
 /**
  * What sets the shell variable `name` to a value known only at run time: `read` (its input),
  * `getopts` (the option letter it finds), `${name:=V}`/`${name=V}` (V only when it was unset or
- * empty, which is not followed); undefined when nothing does.
+ * empty, which is not followed), in the command or in code sharing its shell (a script it
+ * sources); undefined when nothing does. (A command named only at run time, `eval "$c"`, which
+ * may be any of them, is refused by the policy's dynamic-command rule.)
  */
 export function setAtRunTime(name: string, analysis: CommandAnalysis): string | undefined {
+  const own = ownSetter(name, analysis);
+  if (own !== undefined) return own;
+  for (const s of analysis.sharedShell ?? []) {
+    const setter = ownSetter(name, s.analysis);
+    if (setter !== undefined) return `${setter} in ${s.what}`;
+  }
+  return undefined;
+}
+
+function ownSetter(name: string, analysis: CommandAnalysis): string | undefined {
   const setter = analysis.commands.find((c) => {
     const program = commandName(c);
     if (program === "read") return c.argv.slice(1).includes(name);
@@ -94,6 +114,78 @@ const RUN_TIME_VALUE = /[$`*?[\]~]/;
 
 /** Any use of a variable, plain or with an operator (`${d%%x}`, `${d:-}`, `${#d}`), and its name. */
 const ANY_USE = /\$\{?#?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])/g;
+
+/** Variables an exec starts with set to a folder that is not a system one. */
+const START_NOT_EMPTY: ReadonlySet<string> = new Set(["HOME", "TMPDIR", "PWD", "OLDPWD"]);
+
+/**
+ * The values of the variable `name` (`values`, as valuesOf gives them) with its uses of itself
+ * followed: `d=/w/a; d=$d/sub`, `p=$p:/x`, `for x in a b; do d=$d/$x; done`. Before, such a value
+ * was followed as another variable's would be, until MAX_VAR_CHAIN refused it (`d=$d/sub` under a
+ * grant was refused as a chain). A value that uses `name` (plainly: `$d`, `${d}`) stands for
+ * itself with each other value put in, again up to as many times as there are such values (in any
+ * order: sound for straight code whatever the order of its assignments); since a loop or a function
+ * called again may apply one any number of times, each is also judged as a glob of all it may
+ * grow to, known before the run up to where it grows: one that starts with the variable
+ * (`$d/sub`) as the value it starts from, the text up to its next use and a `*` (`/w/a/sub*`);
+ * one with text in front (`/x:$d`) as that text and a `*`. Refused as unjudgeable, the word and
+ * `site` named: HOME, TMPDIR, PWD or OLDPWD extending only itself (from its value at the start,
+ * not followed here), more than MAX_BOUND_WORDS values.
+ */
+function extendedValues(
+  name: string,
+  values: readonly string[],
+  count: (n: number) => void,
+  written: string,
+  site: string,
+): string[] {
+  // A value with single quotes, a backslash or a backquote is not followed (the use judged later refuses it).
+  const uses = (v: string) =>
+    /['\\`]/.test(v)
+      ? []
+      : [...v.replaceAll('"', "").matchAll(PLAIN_USE)].filter((m) => (m[1] ?? m[2]) === name);
+  const extending = values.filter((v) => uses(v).length > 0);
+  if (extending.length === 0) return [...values];
+  const bases = values.filter((v) => uses(v).length === 0);
+  // Given no value of its own (`LIBS=$LIBS:/w/lib`), it starts empty: the exec's environment
+  // sets no variable but HOME and TMPDIR to a folder the agent's grants decide (the rest are
+  // system folders and settings), and PWD and OLDPWD move with cd.
+  if (bases.length === 0 && START_NOT_EMPTY.has(name))
+    throw unjudgeable(
+      site,
+      written,
+      `${name} extends itself from the value it starts with, which is not followed`,
+    );
+  if (bases.length === 0) bases.push("");
+  const put = (v: string, value: string) =>
+    v
+      .replaceAll('"', "")
+      .replace(PLAIN_USE, (use, a?: string, b?: string) => ((a ?? b) === name ? value : use));
+  const all = new Set(bases);
+  let last = [...bases];
+  for (let step = 0; step < extending.length && last.length > 0; step++) {
+    // Counted before they are made: 40 `d=$d/aN` would make 1,600 at the second step.
+    count(extending.length * last.length);
+    const next = extending.flatMap((v) => last.map((w) => put(v, w))).filter((w) => !all.has(w));
+    for (const w of next) all.add(w);
+    last = [...new Set(next)];
+  }
+  // What each may grow to when applied again and again, as a glob of its known start.
+  count(extending.length * bases.length);
+  for (const v of extending) {
+    const text = v.replaceAll('"', "");
+    const first = uses(v)[0]!;
+    const start = first.index ?? 0;
+    if (start > 0) {
+      all.add(`${text.slice(0, start)}*`);
+      continue;
+    }
+    const next = uses(v)[1]?.index ?? text.length;
+    const head = text.slice(first[0].length, next);
+    for (const b of bases) all.add(`${b}${head}*`);
+  }
+  return [...all];
+}
 
 /** No path is longer than this (PATH_MAX): a word past it through its values is refused, not judged. */
 const MAX_WORD = 4096;
@@ -168,10 +260,20 @@ export function boundWords(written: string, analysis: CommandAnalysis, site: str
       written,
       `it uses ${[...new Set(names)].join(", ")}, which the command gives values, in a form the judge does not follow`,
     );
+  // Each variable's values with its uses of itself followed (extendedValues), made once.
+  const selfResolved = new Map<string, string[]>();
+  const resolved = (name: string): string[] => {
+    let values = selfResolved.get(name);
+    if (values === undefined) {
+      values = extendedValues(name, boundOf(name, analysis).values, count, written, site);
+      selfResolved.set(name, values);
+    }
+    return values;
+  };
   /** What an operator use of `name` (valued, or holding a valued use in `op`) stands for. */
   const applied = (name: string, op: string | undefined): string[] => {
     if (op === undefined) throw notFollowed([name]); // ${#d}
-    const values = valued(name) ? boundOf(name, analysis).values : [`\${${name}}`];
+    const values = valued(name) ? resolved(name) : [`\${${name}}`];
     const word = /^:?[-+?]/.exec(op) ? op.slice(op.startsWith(":") ? 2 : 1) : undefined;
     if (op.startsWith(":-") || op.startsWith("-")) return [...values, word as string];
     if (op.startsWith(":+") || op.startsWith("+")) return ["", word as string];
@@ -220,7 +322,7 @@ export function boundWords(written: string, analysis: CommandAnalysis, site: str
       const name = (m[1] ?? m[2]) as string;
       const at = m.index ?? 0;
       if (inOp(at) || !valued(name)) continue;
-      spans.push({ at, end: at + m[0].length, values: boundOf(name, analysis).values });
+      spans.push({ at, end: at + m[0].length, values: resolved(name) });
     }
     // Every valued use must lie in a span followed above.
     const lost = uses.filter((m) => !spans.some((s) => (m.index ?? 0) >= s.at && (m.index ?? 0) < s.end));

@@ -75,8 +75,10 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
       const assigned = scripts.analyses.flatMap((a) => a.assignedNames);
       // A sourced script that changes directory moves the commands after it (cd -, for the judge).
       const moved = movedBySourced(analysis, scripts.movedBySourced);
-      const own =
+      const named =
         assigned.length > 0 ? { ...moved, assignedNames: [...moved.assignedNames, ...assigned] } : moved;
+      // And the values it gives a variable, or reads into one, are those the command's words may have.
+      const own = scripts.sharedShell.length > 0 ? { ...named, sharedShell: scripts.sharedShell } : named;
       const files = await execPaths(sandbox, own, [cwd], place);
       judgements.set(i, {
         analysis: mergeAnalyses({ ...moved, paths: files.paths }, scripts.analyses),

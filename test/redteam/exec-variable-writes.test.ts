@@ -101,7 +101,7 @@ const UNKNOWN_ATTACKS: [string, RegExp][] = [
   // event loop for hours (20: 9 s) before the count was bounded.
   [
     `d=${FREE}; ${Array.from({ length: 40 }, (_, i) => `d=$d/a${i}`).join("; ")}; echo x > "$d"`,
-    /its variables (name each other|' values make more than 256 paths)/,
+    /its variables(' values make more than 256 paths| name each other)/,
   ],
   // Deeper than the chain is followed, the last value was judged as its text (`$a/x`: nothing).
   [`a=${VAULT}; b=$a; c=$b; e=$c; f=$e; d=$f; echo x > "$d/x"`, /its variables name each other/],
@@ -147,7 +147,10 @@ for (const landlock of ["on", "off"] as const) {
     // Within bounds, values whose every use holds more: a word longer than any path is refused
     // at once (a 15 KB command held the daemon's event loop for 123 s, judged use by use).
     it("refuses at once a word its values make longer than any path", async () => {
-      const r = await b.exec("worker", `a=${"$z".repeat(2800)}; a=/x$a; echo x > "$a$a$a$a$a$a$a"`);
+      const r = await b.exec(
+        "worker",
+        `a=${"$z".repeat(2800)}; a=/x${"$z".repeat(2800)}; echo x > "$a$a$a$a$a$a$a"`,
+      );
       expectRefused(b, "worker", r, "policy", /its variables' values make a word longer than any path/);
     }, 60_000);
 
