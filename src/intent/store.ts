@@ -3,6 +3,12 @@
 // and the workspace key are intents.ts's). At most one row per workspace is `active`
 // (a partial unique index says so, whatever a caller does); a cleared or replaced row is
 // kept as history. Tokens are integers, added in one UPDATE per charge.
+// Budget accounts: a row that carries forward the budget of the row it replaced (a
+// session's replacement, intents.ts) joins that row's `budget_account`, and a charge to
+// a row is also a charge to every later row of its account. Goals still running under a
+// replaced objective thus spend from the budget of the objective that replaced it, and
+// a chain of replacements never holds more than the budget its first row was given.
+// Rows are never deleted, so rowid orders an account's rows as they were set.
 
 import { randomBytes } from "node:crypto";
 import { type Db, migrate, prepared } from "../db/database.js";
@@ -38,6 +44,11 @@ const MIGRATIONS = [
   // The MCP session that set it (daemon/principal.ts); NULL: the user. Rows from before
   // are the user's: no session may replace them.
   "ALTER TABLE intents ADD COLUMN set_by_session TEXT",
+  // The budget account an intent charges (insert): its own id, or the account of the
+  // objective it replaced when a session's replacement carries that budget forward.
+  `ALTER TABLE intents ADD COLUMN budget_account TEXT;
+   UPDATE intents SET budget_account = id;
+   CREATE INDEX intents_budget_account ON intents (budget_account);`,
 ];
 
 /** Notes kept per intent (the step count goes on); older ones are dropped. */
@@ -90,6 +101,11 @@ export interface Intent {
   set_by: string;
   /** The MCP session that set it, as the daemon knows it (not the `set_by` label); null: the user. */
   set_by_session: string | null;
+  /**
+   * The budget account it charges: its own id, or the first intent of a chain of a session's
+   * replacements that carried one budget forward (goals under any of them spend from it).
+   */
+  budget_account: string;
   created_at: string;
   updated_at: string;
   ended_at?: string;
@@ -110,6 +126,7 @@ interface IntentRow {
   state: IntentState;
   set_by: string;
   set_by_session: string | null;
+  budget_account: string;
   created_at: number;
   updated_at: number;
   ended_at: number | null;
@@ -124,6 +141,8 @@ interface NewIntent {
   check?: string;
   by: string;
   session?: string;
+  /** Carry on the budget account of the intent it replaces (a session's replacement), not open its own. */
+  shareBudget?: boolean;
 }
 
 export class IntentStore {
@@ -162,6 +181,12 @@ export class IntentStore {
     const replaced = this.db
       .transaction(() => {
         const old = this.activeId(n.workspace);
+        const account =
+          n.shareBudget === true && old !== undefined
+            ? (prepared(this.db, "SELECT budget_account FROM intents WHERE id = ?")
+                .pluck()
+                .get(old) as string)
+            : id;
         if (old !== undefined) {
           prepared(
             this.db,
@@ -170,8 +195,8 @@ export class IntentStore {
         }
         prepared(
           this.db,
-          `INSERT INTO intents (id, workspace, objective, budget_tokens, check_command, state, set_by, set_by_session, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)`,
+          `INSERT INTO intents (id, workspace, objective, budget_tokens, check_command, state, set_by, set_by_session, budget_account, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)`,
         ).run(
           id,
           n.workspace,
@@ -180,6 +205,7 @@ export class IntentStore {
           n.check ?? null,
           n.by,
           n.session ?? null,
+          account,
           at,
           at,
         );
@@ -233,9 +259,18 @@ export class IntentStore {
     return this.get(id) as Intent;
   }
 
-  /** Add tokens a goal carrying the intent spent (whatever its state now: they were spent under it). */
+  /**
+   * Add tokens a goal carrying the intent spent (whatever its state now: they were spent under
+   * it), to it and to every intent set after it on its budget account (the objectives that
+   * replaced it carrying its budget forward): one budget, whichever of them the goal carries.
+   */
   charge(id: string, tokens: number): void {
-    prepared(this.db, "UPDATE intents SET tokens_spent = tokens_spent + ? WHERE id = ?").run(tokens, id);
+    prepared(
+      this.db,
+      `UPDATE intents SET tokens_spent = tokens_spent + ?
+       WHERE budget_account = (SELECT budget_account FROM intents WHERE id = ?)
+         AND rowid >= (SELECT rowid FROM intents WHERE id = ?)`,
+    ).run(tokens, id, id);
   }
 
   private toIntent(r: IntentRow): Intent {
@@ -261,6 +296,7 @@ export class IntentStore {
       last_check: r.last_check === null ? null : (JSON.parse(r.last_check) as IntentCheckResult),
       set_by: r.set_by,
       set_by_session: r.set_by_session,
+      budget_account: r.budget_account,
       created_at: iso(r.created_at),
       updated_at: iso(r.updated_at),
     };

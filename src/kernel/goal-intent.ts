@@ -13,8 +13,9 @@
 //     when the goal ended under a child's call, the recovery of a restarted daemon). Not once at the end: other clients see the spend
 //     grow, and goals running side by side see each other's spend when they start;
 //   - with a budget, gets a root account no larger than what the intent has left, less
-//     what goals already running under it may still spend (their caps minus their spend),
-//     so goals started side by side cannot together pass the budget. A submission when
+//     what goals already running under it, or under the objectives it replaced carrying
+//     their budget forward (one budget account, intent/store.ts), may still spend (their
+//     caps minus their spend), so goals started side by side cannot together pass the budget. A submission when
 //     nothing is left is refused (audited as goal.refused), and so is a start.
 
 import { wrapUntrusted } from "../agent/untrusted.js";
@@ -73,6 +74,8 @@ export interface IntentHolder {
   readonly usage: Usage;
   /** The intent it carries, once it started with one. */
   intentId?: string;
+  /** That intent's budget account (store.ts): the objectives a session's replacements carried it to share it. */
+  intentAccount?: string;
   /** Its root account's limit, and what set it. */
   cap: number;
   capBy: string;
@@ -94,8 +97,10 @@ export function carryIntent(
   if (intent?.state !== "active") return undefined;
   if (intent.budget_tokens !== null) {
     let held = 0;
+    // Goals under the objectives this one replaced carrying their budget forward hold it too:
+    // what they spend is charged here as well (store.ts charge).
     for (const other of running) {
-      if (other !== g && other.intentId === intent.id)
+      if (other !== g && other.intentAccount === intent.budget_account)
         held += Math.max(0, other.cap - other.usage.input_tokens - other.usage.output_tokens);
     }
     const left = intent.budget_tokens - intent.tokens_spent - held;
@@ -106,6 +111,7 @@ export function carryIntent(
     }
   }
   g.intentId = intent.id;
+  g.intentAccount = intent.budget_account;
   return intent;
 }
 

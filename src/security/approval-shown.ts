@@ -4,6 +4,9 @@
 // mkdir /workspace/x`). Wherever a human answers from the summary (`aido approvals`, the MCP
 // client's approval form), a cut input is shown whole next to it, up to WHOLE_INPUT_MAX
 // characters, inert; past that the surface says so, and the MCP form is not offered at all.
+// A call that carries secrets (its summary shows them blanked) says which, by kind, on every
+// surface (`aido approvals`, `aido watch`, the dashboard, the MCP form): the fact that decides
+// the answer.
 
 import { inert } from "./terminal-text.js";
 
@@ -37,4 +40,21 @@ export function wholeInput(input: unknown): WholeInput | undefined {
     total: text.length,
     rest: Math.max(0, text.length - WHOLE_INPUT_MAX),
   };
+}
+
+/**
+ * The secrets a call carries, by kind, as a human is told before answering (`carries_secrets`:
+ * never values). A record of an older daemon or node, or a Redis writer's junk, may hold
+ * anything there: only strings are kept. Undefined when it carries none.
+ */
+export function secretKinds(carries: unknown): string[] {
+  return Array.isArray(carries) ? carries.filter((k): k is string => typeof k === "string") : [];
+}
+
+/** `CARRIES SECRETS (shown blanked): <kinds>`, inert; undefined when the call carries none. */
+export function carriesSecretsText(carries: unknown): string | undefined {
+  const kinds = secretKinds(carries);
+  return kinds.length === 0
+    ? undefined
+    : `CARRIES SECRETS (shown blanked): ${kinds.map((k) => inert(k)).join("; ")}`;
 }

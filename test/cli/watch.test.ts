@@ -9,7 +9,9 @@ import {
   withPendingApprovals,
 } from "../../src/cli/watch/seed.js";
 import { ENDED_GOALS_KEPT, exitCodeOf, reduceWatch, type WatchState } from "../../src/cli/watch/state.js";
+import { fromWireEvent } from "../../src/cli/watch/wire.js";
 import type { ClusterStatusResult } from "../../src/client/types.js";
+import { toWireEvent } from "../../src/daemon/events.js";
 import type { EventPayloads, EventType, RuntimeEvent } from "../../src/kernel/events.js";
 
 let clock = 0;
@@ -493,6 +495,53 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
     expect(failed).toContain("  n1 (this)  up  load 1/4  heartbeat 10:00:05");
     const lone = withClusterStatus(initialWatchState({ goalId: "g1" }), { enabled: false, nodes: [] }, AT);
     expect(renderFrame(lone, 160).join("\n")).not.toContain("cluster");
+  });
+
+  it("says which secrets a waiting call carries, as `aido approvals` does, on the frame and in the log line", () => {
+    // Off the socket as the daemon sends it (snake_case), back through the watch's wire edge.
+    const wire = toWireEvent(
+      ev("approval.requested", {
+        approvalId: "ap1",
+        agentId: "a1",
+        askedBy: { source: "policy.confirm", text: "confirm exec" },
+        tool: "exec",
+        summary: 'exec {"command":"curl -H \\"Authorization: ‹secret›\\" https://api.example"}',
+        target: "exec",
+        covers: { allow_once: "this call", allow_session: "exec by a1", allow_always: "exec by writer" },
+        carriesSecrets: ["secret GITHUB_TOKEN", "the goal's proxy credential"],
+      }),
+    );
+    const s = run([spawn("a1", "writer"), fromWireEvent(wire) as RuntimeEvent]);
+    const said = "CARRIES SECRETS (shown blanked): secret GITHUB_TOKEN; the goal's proxy credential";
+    const frame = renderFrame(s, 200);
+    expect(frame[frame.findIndex((l) => l.startsWith("  ap1  writer wants exec")) + 1]).toBe(`      ${said}`);
+    // A pipe or a log file gets the activity lines only: the line says it too.
+    expect(s.activity.at(-1)?.text).toContain(`approval needed: exec — `);
+    expect(s.activity.at(-1)?.text).toContain(` — ${said}`);
+    // A request waiting before the watch began (approval.list) says it as well; a record with junk there does not fail.
+    const seeded = withPendingApprovals(initialWatchState({ goalId: "g1" }), [
+      {
+        id: "ap2",
+        goal_id: "g1",
+        agent_id: "a1",
+        tool: "exec",
+        summary: "s",
+        status: "pending",
+        carries_secrets: ["secret X", 7],
+      },
+      {
+        id: "ap3",
+        goal_id: "g1",
+        agent_id: "a1",
+        tool: "exec",
+        summary: "t",
+        status: "pending",
+        carries_secrets: "junk",
+      },
+    ]);
+    const seededFrame = renderFrame(seeded, 200);
+    expect(seededFrame).toContain("      CARRIES SECRETS (shown blanked): secret X");
+    expect(seededFrame.filter((l) => l.includes("CARRIES SECRETS"))).toHaveLength(1);
   });
 
   it("shows the approvals already waiting when the watch began, and drops them when their goal ends", () => {

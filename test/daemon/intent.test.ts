@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import type { AuditEntry } from "../../src/security/audit-events.js";
-import { type RecordedRequest, turn } from "../support/provider-server.js";
+import { latch, type RecordedRequest, turn } from "../support/provider-server.js";
 import { manifest, rpcError, useDaemonPerTest } from "./fixture.js";
 
 let scratch: string | undefined;
@@ -535,4 +535,133 @@ describe("the connection of an MCP session", () => {
       replaced: first.id,
     });
   });
+
+  it("replacing its objective while goals run under it never spends past the budget the chain began with", async () => {
+    // The attack: each replacement carries forward what the old objective had *spent* so far
+    // (nothing: the goal under it has not been answered yet), and a new goal starts under the
+    // new objective. Before, every goal charged only the objective it started under, so four
+    // objectives in a row each handed out the whole budget: 4 x 5000 spent of 15000.
+    const answers = latch();
+    const spend = turn.text("spent", {
+      until: answers.promise,
+      usage: { input_tokens: 5_000, output_tokens: 0 },
+    });
+    const names = ["one", "two", "three", "four"];
+    for (const name of names) suite.server.script(`manifest "${name}"`, [spend]);
+    // Four goals at once, so that each holds its cap while the next objective is set.
+    const fx = await suite.start({
+      config: (c) => {
+        c.limits.maxConcurrentGoals = 4;
+      },
+    });
+    const { project } = folders();
+    const user = await fx.client();
+    const { s } = await sessionConnection(fx, project);
+    const chain = [
+      await s.call("intent.set", { workspace: project, objective: "objective 1", budget_tokens: 15_000 }),
+    ];
+    const goals: string[] = [];
+    for (const [i, name] of names.entries()) {
+      const { goal_id } = await s.call("goal.submit", {
+        goal: `work ${name}`,
+        manifest: manifest(name, { budget: { max_tokens: 7_500 } }),
+        workspace: project,
+      });
+      goals.push(goal_id);
+      // Until it started (it holds its cap) or it ended (nothing was left).
+      await until(async () => {
+        if ((await user.call("goal.status", { goal_id })).state === "failed") return true;
+        return (await audited(user, "goal.started")).some((e) => e.goal_id === goal_id);
+      });
+      if (i < names.length - 1) {
+        chain.push(await s.call("intent.set", { workspace: project, objective: `objective ${i + 2}` }));
+      }
+    }
+    answers.open();
+    const ends = [];
+    for (const goal_id of goals) ends.push(await user.call("goal.wait", { goal_id, timeout_ms: 20_000 }));
+
+    // What the goals spent, all told, against the 15000 the chain began with.
+    const spentByGoals = ends.reduce((n, e) => n + e.usage.input_tokens + e.usage.output_tokens, 0);
+    expect(spentByGoals).toBe(10_000);
+    // The first two goals held the whole budget; the ones started under the third and fourth
+    // objectives found nothing left and never reached the provider.
+    expect(ends.map((e) => e.state)).toEqual(["succeeded", "succeeded", "failed", "failed"]);
+    const last = chain[3] as (typeof chain)[number];
+    expect(ends[2]?.error).toContain(
+      `intent ${chain[2]?.id} (${project}) has no tokens left: budget_tokens 15000, tokens_spent 0, 15000 held by goals running under it`,
+    );
+    expect(suite.server.requestsMatching('manifest "three"')).toEqual([]);
+    expect(suite.server.requestsMatching('manifest "four"')).toEqual([]);
+    // One account along the chain: the active objective counts what goals under the ones it
+    // replaced spent, and so does every objective in between.
+    expect((await user.call("intent.status", { workspace: project })).intent).toMatchObject({
+      id: last.id,
+      budget_tokens: 15_000,
+      tokens_spent: 10_000,
+      tokens_left: 5_000,
+      budget_account: chain[0]?.id,
+    });
+    const { history } = await user.call("intent.status", { workspace: project, history: true });
+    expect(history?.map((h) => [h.id, h.tokens_spent, h.budget_account])).toEqual(
+      [
+        [chain[0]?.id, 5_000, chain[0]?.id],
+        [chain[1]?.id, 10_000, chain[0]?.id],
+        [chain[2]?.id, 10_000, chain[0]?.id],
+      ].reverse(),
+    );
+
+    // Another replacement carries forward what the chain has left, not the cap again.
+    const after = await s.call("intent.set", { workspace: project, objective: "objective 5" });
+    expect(after).toMatchObject({ budget_tokens: 5_000, tokens_spent: 0, budget_account: chain[0]?.id });
+    const started = (await audited(user, "goal.started")).map(
+      (e) => (e.payload as { token_cap: number }).token_cap,
+    );
+    expect(started).toEqual([7_500, 7_500]);
+  });
+
+  it("a replacement by the user opens a budget of its own: goals under the session's old objective do not charge it", async () => {
+    const answers = latch();
+    suite.server.script('manifest "one"', [
+      turn.text("spent", { until: answers.promise, usage: { input_tokens: 5_000, output_tokens: 0 } }),
+    ]);
+    const fx = await suite.start();
+    const { project } = folders();
+    const user = await fx.client();
+    const { s } = await sessionConnection(fx, project);
+    const first = await s.call("intent.set", {
+      workspace: project,
+      objective: "session's",
+      budget_tokens: 100_000,
+    });
+    const { goal_id } = await s.call("goal.submit", {
+      goal: "w",
+      manifest: manifest("one"),
+      workspace: project,
+    });
+    await until(async () => suite.server.requestsMatching('manifest "one"').length > 0);
+    const mine = await user.call("intent.set", {
+      workspace: project,
+      objective: "user's",
+      budget_tokens: 5_000,
+    });
+    expect(mine.budget_account).toBe(mine.id);
+    answers.open();
+    expect((await user.call("goal.wait", { goal_id, timeout_ms: 20_000 })).state).toBe("succeeded");
+    expect((await user.call("intent.status", { intent_id: first.id })).intent?.tokens_spent).toBe(5_000);
+    expect((await user.call("intent.status", { workspace: project })).intent).toMatchObject({
+      id: mine.id,
+      tokens_spent: 0,
+      tokens_left: 5_000,
+    });
+  });
 });
+
+/** Poll `done` until it holds (every 50 ms, at most 15 s). */
+async function until(done: () => Promise<boolean>): Promise<void> {
+  const end = Date.now() + 15_000;
+  while (!(await done())) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

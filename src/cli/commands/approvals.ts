@@ -7,7 +7,7 @@
 
 import type { AidoClient } from "../../client/client.js";
 import type { GrantRecord } from "../../security/approval-grants.js";
-import { wholeInput } from "../../security/approval-shown.js";
+import { carriesSecretsText, wholeInput } from "../../security/approval-shown.js";
 import type { ApprovalDecision, ApprovalRecord } from "../../security/approvals.js";
 import { inert } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
@@ -73,12 +73,8 @@ function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
  * the answers, the fact that decides them. A record of an older daemon or node has none.
  */
 function carriesSecretsLines(a: ApprovalRecord): string[] {
-  const kinds = Array.isArray(a.carries_secrets)
-    ? a.carries_secrets.filter((k) => typeof k === "string")
-    : [];
-  return kinds.length === 0
-    ? []
-    : [`    CARRIES SECRETS (shown blanked): ${kinds.map((k) => inert(k)).join("; ")}`];
+  const text = carriesSecretsText(a.carries_secrets);
+  return text === undefined ? [] : [`    ${text}`];
 }
 
 /**

@@ -2,6 +2,7 @@
 // terminal that is redrawn in place (renderFrame), and plain lines appended as things
 // happen for logs and pipes (newActivityLines). Pure: the same state gives the same text.
 
+import { carriesSecretsText } from "../../security/approval-shown.js";
 import { inert } from "../../security/terminal-text.js";
 import { clusterLines } from "./cluster.js";
 import {
@@ -143,6 +144,8 @@ export function renderFrame(state: WatchState, width = 100, approveWith = "aido 
       const who = state.agents[a.agentId]?.manifest ?? a.agentId;
       const where = a.node === undefined ? "" : ` (node ${oneLine(a.node, 40)})`;
       lines.push(clip(`  ${a.id}  ${who} wants ${a.tool}${where}: ${oneLine(a.summary, width)}`, width));
+      const secrets = carriesSecretsText(a.carriesSecrets);
+      if (secrets !== undefined) lines.push(clip(`      ${oneLine(secrets, width)}`, width));
       if (a.covers) {
         lines.push(clip(`      Allow Session: ${oneLine(a.covers.allow_session, width)}`, width));
         lines.push(clip(`      Allow Always:  ${oneLine(a.covers.allow_always, width)}`, width));

@@ -5,6 +5,7 @@
 // and goal.status again when the stream missed the goal's end. Pure, as state.ts.
 
 import type { AgentState } from "../../kernel/events.js";
+import { secretKinds } from "../../security/approval-shown.js";
 import {
   type AgentView,
   dropEndedGoals,
@@ -179,6 +180,7 @@ export interface KnownApproval {
   summary: string;
   status: string;
   covers?: { allow_session: string; allow_always: string };
+  carries_secrets?: unknown;
   node?: string;
 }
 
@@ -201,6 +203,8 @@ export function withPendingApprovals(prev: WatchState, approvals: readonly Known
     };
     if (a.covers)
       pending.covers = { allow_session: a.covers.allow_session, allow_always: a.covers.allow_always };
+    const carries = secretKinds(a.carries_secrets).map(kept);
+    if (carries.length > 0) pending.carriesSecrets = carries;
     if (a.node !== undefined) pending.node = a.node;
     s.approvals[a.id] ??= pending;
   }

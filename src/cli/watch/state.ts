@@ -5,6 +5,7 @@
 // owns the socket and the terminal.
 
 import type { AgentState, RuntimeEvent } from "../../kernel/events.js";
+import { carriesSecretsText, secretKinds } from "../../security/approval-shown.js";
 import type { ClusterView } from "./cluster.js";
 import { hostPort, kept, nodeOf, oneLine, secondsOf, sizeOf } from "./text.js";
 
@@ -58,6 +59,8 @@ export interface PendingApproval {
   goalId: string | null;
   /** What Allow Session / Allow Always would cover (absent from an older daemon). */
   covers?: { allow_session: string; allow_always: string };
+  /** The secrets the call carries, by kind (its summary shows them blanked); absent or empty: none. */
+  carriesSecrets?: string[];
   /** Cluster mode: the node whose agent waits (an answer is routed there). */
   node?: string;
 }
@@ -341,8 +344,16 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
           allow_session: event.covers.allow_session,
           allow_always: event.covers.allow_always,
         };
+      const carries = secretKinds(event.carriesSecrets).map(kept);
+      if (carries.length > 0) pending.carriesSecrets = carries;
       s.approvals[event.approvalId] = pending;
-      note("approval", `approval needed: ${event.tool} — ${oneLine(event.summary, 80)}`, event.agentId);
+      // Said in the line a log reader sees too (no frame is drawn off a terminal), as `aido approvals` says it.
+      const secrets = carriesSecretsText(carries);
+      note(
+        "approval",
+        `approval needed: ${event.tool} — ${oneLine(event.summary, 80)}${secrets === undefined ? "" : ` — ${oneLine(secrets, 200)}`}`,
+        event.agentId,
+      );
       break;
     }
     case "approval.decided": {

@@ -12,6 +12,7 @@ const CAMEL: Record<string, string> = {
   call_id: "callId",
   is_error: "isError",
   approval_id: "approvalId",
+  carries_secrets: "carriesSecrets",
   wait_ms: "waitMs",
   run_ms: "runMs",
   in_flight: "inFlight",
