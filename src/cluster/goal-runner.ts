@@ -369,11 +369,11 @@ export class ClusterGoalRunner {
     }
     if (r === "cancelled") {
       settle(true);
-      // No model call of it started: its share, if its session is on this node, comes back whole.
-      settleClusterShare(this.rt.budget, this.rt.audit, goalId, 0);
       // Written: announced even when its entry is refused (thrown after), else no follower
       // of the goal ever saw it end.
       try {
+        // No model call of it started: its share, if its session is on this node, comes back whole.
+        settleClusterShare(this.rt.budget, this.rt.audit, goalId, 0);
         this.rt.audit.record(
           "cluster.goal_cancelled",
           { reason: givingBack ? `${reason} (while node ${this.identity.nodeId} was leaving)` : reason },

@@ -405,11 +405,12 @@ export class ClusterGoals {
       }
       if (r.kind === "missing") return this.rt.goals.cancel(goalId, reason);
       if (r.kind === "cancelled") {
-        // It never started: it spent nothing of the share its session was charged, if here.
-        settleClusterShare(this.rt.budget, this.rt.audit, goalId, 0);
         await this.queue.remove(goalId).catch(() => 0);
         // Announced before the status is read: a read Redis does not answer loses nothing.
         await this.announceEnd(goalId, writtenEnd(goalId, "cancelled", unstarted));
+        // It never started: it spent nothing of the share its session was charged, if here
+        // (after the announcement: a refused audit entry must not keep the end from followers).
+        settleClusterShare(this.rt.budget, this.rt.audit, goalId, 0);
         return this.status(goalId);
       }
       if (r.kind !== "running") return this.status(goalId);
