@@ -101,7 +101,7 @@ const CANCEL_QUEUED = `
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'missing'} end
 if st == 'queued' then
-  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'error', ARGV[3], 'finished_at', ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'error', ARGV[3], 'finished_at', ARGV[1], 'spent', '0')
   redis.call('EXPIRE', KEYS[1], ARGV[2])
   return {'cancelled'}
 end
@@ -116,7 +116,7 @@ if st == 'running' then
 elseif st ~= 'queued' then
   return 'ended'
 end
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'error', ARGV[2], 'finished_at', ARGV[3])
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'error', ARGV[2], 'finished_at', ARGV[3], 'spent', '0')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 'cancelled'`;
 
@@ -227,6 +227,10 @@ export class GoalMirror {
       String(s.usage.input_tokens),
       "output_tokens",
       String(s.usage.output_tokens),
+      // What the owner's ledger charged the goal, for the node holding its session's share
+      // (cluster/share-returns.ts). A dead owner's goal failed by a survivor has none: unknown.
+      "spent",
+      String(s.usage.input_tokens + s.usage.output_tokens),
     ];
     if (s.result !== undefined) fields.push("result", s.result);
     if (s.error !== undefined) fields.push("error", s.error);
@@ -303,6 +307,31 @@ export class GoalMirror {
     return statusOf(h);
   }
 
+  /**
+   * How each goal ended, for the node holding its session's share (share-returns.ts): its
+   * state, and `spent` when its end says what the goal spent (an owner's end, a cancel
+   * before it started); `gone` when its record is not there (expired, or never written).
+   */
+  async endsOf(goalIds: readonly string[]): Promise<Map<string, EndSpent | "gone">> {
+    const out = new Map<string, EndSpent | "gone">();
+    if (goalIds.length === 0) return out;
+    const pipe = this.redis.pipeline();
+    for (const id of goalIds) pipe.hmget(RedisKeys.goal(id), "state", "spent");
+    const rows = (await pipe.exec()) ?? [];
+    for (const [i, [err, v]] of rows.entries()) {
+      if (err) throw err;
+      const id = goalIds[i] as string;
+      const [state, spent] = v as [string | null, string | null];
+      if (state === null) out.set(id, "gone");
+      else
+        out.set(id, {
+          state: state as GoalState,
+          ...(spent !== null && /^\d+$/.test(spent) ? { spent: Number(spent) } : {}),
+        });
+    }
+    return out;
+  }
+
   /** Goal ids newest first, with their status (`state` filters). */
   async list(filter: { state?: GoalState; limit?: number } = {}): Promise<ClusterGoalStatus[]> {
     const limit = filter.limit ?? 1000;
@@ -345,6 +374,12 @@ export class GoalMirror {
  * A survivor's take of a dead owner's goal (takeover, failDead): "taken"; "alive", the owner's
  * lease key is there (nothing taken: the owner runs it); "kept", the hash no longer allows it.
  */
+/** A goal's state, and what it spent when its end says so (endsOf). */
+export interface EndSpent {
+  state: GoalState;
+  spent?: number;
+}
+
 export type TakeResult = "taken" | "alive" | "kept";
 
 function takeResult(r: unknown): TakeResult {

@@ -20,7 +20,6 @@ import type { Job } from "bullmq";
 import { withoutConfigSecrets } from "../config-secrets.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL, UNSTARTED_CANCEL } from "../kernel/goal-store.js";
-import { returnUnspentClusterShare } from "../kernel/session-budget.js";
 import type { SubmittedBy } from "../security/approval-project.js";
 import type { ApprovalDrops } from "./approval-drops.js";
 import { CancelMarks } from "./cancel-marks.js";
@@ -31,6 +30,7 @@ import type { ClusterGoalStatus } from "./goal-mirror.js";
 import { submittedByOfJob } from "./goal-submit.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
 import { LostGoals } from "./lost-goals.js";
+import { settleClusterShare } from "./share-returns.js";
 
 /** What a goal's job carries. */
 export interface GoalJob {
@@ -369,11 +369,11 @@ export class ClusterGoalRunner {
     }
     if (r === "cancelled") {
       settle(true);
-      // No model call of it started: its share, if its session is on this node, comes back whole.
-      returnUnspentClusterShare(this.rt.budget, goalId);
       // Written: announced even when its entry is refused (thrown after), else no follower
       // of the goal ever saw it end.
       try {
+        // No model call of it started: its share, if its session is on this node, comes back whole.
+        settleClusterShare(this.rt.budget, this.rt.audit, goalId, 0);
         this.rt.audit.record(
           "cluster.goal_cancelled",
           { reason: givingBack ? `${reason} (while node ${this.identity.nodeId} was leaving)` : reason },

@@ -11,11 +11,7 @@ import type { Queue } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL, UNSTARTED_CANCEL } from "../kernel/goal-store.js";
 import type { AgentSummary } from "../kernel/registry.js";
-import {
-  goalOfClusterHold,
-  returnUnspentClusterShare,
-  type SessionAccount,
-} from "../kernel/session-budget.js";
+import { goalOfClusterHold, type SessionAccount } from "../kernel/session-budget.js";
 import type { ApprovalDecision } from "../security/approvals.js";
 import type { AuditEntry } from "../security/audit-events.js";
 import type { AuditQuery } from "../security/audit-query.js";
@@ -35,9 +31,11 @@ import { writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
 import type { GoalJob } from "./goal-runner.js";
 import { type GoalSubmission, submitGoal } from "./goal-submit.js";
+import type { KeptCancels } from "./kept-cancels.js";
 import { RedisKeys } from "./redis-keys.js";
 import { withoutRedisSecret } from "./redis-url.js";
 import { answerRoutedRead, ROUTED_AUDIT_LIMIT } from "./routed-reads.js";
+import { settleClusterShare } from "./share-returns.js";
 
 /** goal.wait re-reads the goal this often while it has the goal-ends stream to wake it... */
 const WAIT_RECHECK_MS = 2_000;
@@ -88,6 +86,8 @@ export class ClusterGoals {
   private readonly ends: GoalEndWatch;
   /** goal.cancel calls under way (cancelsAnswered()). */
   private readonly cancelling = new Set<Promise<unknown>>();
+  /** The pass making the kept cancels, while one is under way (makeKeptCancels). */
+  private makingKept: Promise<void> | undefined;
 
   constructor(
     private readonly ctx: NodeContext,
@@ -98,6 +98,8 @@ export class ClusterGoals {
     private readonly announceEnd: (goalId: string, end: GoalStatus) => Promise<void>,
     /** When Redis last took this node's heartbeat (NodeHeartbeat.lastBeat): its lease runs from there. */
     private readonly lastBeat: () => number | undefined,
+    /** The cancels of ended sessions' goals Redis did not take, made when it answers (kept-cancels.ts). */
+    private readonly kept: KeptCancels,
   ) {
     ({
       rt: this.rt,
@@ -302,20 +304,70 @@ export class ClusterGoals {
    * here (its share's account `job:<goal>` under the session's, closed with it) is cancelled
    * through the cluster's cancel path, the reason naming the session: a queued one ends in
    * Redis, a running one is ended by the node that runs it. One that ended already is left as
-   * it ended (the cancel finds it ended), and one whose record expired is not looked for.
+   * it ended (the cancel finds it ended), and one whose record expired is not looked for. A
+   * cancel Redis did not take (it was away) is kept and made when it answers (kept-cancels.ts).
    */
   cancelSessionGoals(session: SessionAccount, reason: string): void {
-    const why = `the MCP session ${session.session_id} that submitted it ended (${reason})`;
+    const sessionId = session.session_id;
+    const why = `the MCP session ${sessionId} that submitted it ended (${reason})`;
     for (const share of this.rt.budget.childrenOf(session.account, true)) {
       const goalId = goalOfClusterHold(share.id);
       if (goalId === undefined) continue;
       this.cancel(goalId, why).catch((e) => {
         if (e instanceof AidoError && e.code === ErrorCode.notFound) return;
+        const keep = e instanceof AidoError && e.code === ErrorCode.clusterUnavailable;
+        if (keep) this.kept.keep(goalId, { sessionId, reason: why });
         this.log(
-          `cluster: cancelling goal ${goalId} of ended session ${session.session_id} failed: ${errorMessage(e)}`,
+          `cluster: cancelling goal ${goalId} of ended session ${sessionId} failed: ${errorMessage(e)}${keep ? "; kept, and made when Redis answers" : ""}`,
         );
       });
     }
+  }
+
+  /**
+   * Redis answers: the session-ended marks of the cancels kept, written before the node's
+   * lease is renewed (heartbeat.ts), for a node about to take one of their goals. False when
+   * Redis did not take them (the heartbeat goes on: the next one writes them again).
+   */
+  async markEndedSessions(): Promise<boolean> {
+    try {
+      await withTimeout(this.kept.writeMarks(this.redis), REDIS_ANSWER_MS);
+      return true;
+    } catch (e) {
+      this.log(
+        `cluster: writing the ended sessions' marks failed (again with the next heartbeat): ${errorMessage(e)}`,
+      );
+      return false;
+    }
+  }
+
+  /**
+   * Then the kept cancels are made, each forgotten once answered (or its goal is gone); one that
+   * Redis did not take stays for the next heartbeat. One pass at a time; never throws.
+   */
+  makeKeptCancels(): void {
+    if (this.makingKept || this.kept.entries().length === 0) return;
+    this.makingKept = (async () => {
+      for (const [goalId, c] of this.kept.entries()) {
+        try {
+          await this.cancel(goalId, c.reason);
+          this.kept.drop(goalId);
+          this.log(
+            `cluster: goal ${goalId} of ended session ${c.sessionId} cancelled now that Redis answers`,
+          );
+        } catch (e) {
+          if (e instanceof AidoError && e.code === ErrorCode.notFound) this.kept.drop(goalId);
+          else if (!(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable)) {
+            this.kept.drop(goalId);
+            this.log(
+              `cluster: cancelling goal ${goalId} of ended session ${c.sessionId} failed: ${errorMessage(e)}`,
+            );
+          }
+        }
+      }
+    })().finally(() => {
+      this.makingKept = undefined;
+    });
   }
 
   /** Resolves once the cancels under way have their answer (a leaving node waits for them). */
@@ -353,11 +405,12 @@ export class ClusterGoals {
       }
       if (r.kind === "missing") return this.rt.goals.cancel(goalId, reason);
       if (r.kind === "cancelled") {
-        // It never started: it spent nothing of the share its session was charged, if here.
-        returnUnspentClusterShare(this.rt.budget, goalId);
         await this.queue.remove(goalId).catch(() => 0);
         // Announced before the status is read: a read Redis does not answer loses nothing.
         await this.announceEnd(goalId, writtenEnd(goalId, "cancelled", unstarted));
+        // It never started: it spent nothing of the share its session was charged, if here
+        // (after the announcement: a refused audit entry must not keep the end from followers).
+        settleClusterShare(this.rt.budget, this.rt.audit, goalId, 0);
         return this.status(goalId);
       }
       if (r.kind !== "running") return this.status(goalId);

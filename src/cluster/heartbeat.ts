@@ -1,6 +1,8 @@
 // cluster/heartbeat.ts — a node's heartbeat (cluster/node.ts runs it every heartbeat_ms and
-// on each reconnect): the lease renewed (writeHeartbeat, counted by the fence from its send),
+// on each reconnect): the marks of MCP sessions that ended while Redis was away written
+// (kept-cancels.ts), the lease renewed (writeHeartbeat, counted by the fence from its send),
 // then, one beat at a time, what Redis did not take written again (approvals, goal ends), the
+// unspent shares of ended session goals returned (share-returns.ts), the
 // look after a pause past the lease (which goals are still this node's), the running goals'
 // usage, the signed audit head, and the failed-job sweep. Overlapping beats (a slow Redis) ran
 // their retries, recoveries and looks at once over the same goals: a tick while one is under
@@ -11,9 +13,11 @@ import { publishHead } from "./audit-heads.js";
 import type { NodeContext } from "./context.js";
 import type { GoalHold } from "./goal-hold.js";
 import type { ClusterGoalRunner } from "./goal-runner.js";
+import type { ClusterGoals } from "./goal-view.js";
 import type { JobIntake } from "./job-intake.js";
 import { writeHeartbeat } from "./node-status.js";
 import type { OwnedMirror } from "./owned-mirror.js";
+import type { ShareReturns } from "./share-returns.js";
 
 /** What a beat works over: the node's parts, read as they are at each beat. */
 export interface HeartbeatParts {
@@ -21,6 +25,10 @@ export interface HeartbeatParts {
   hold: GoalHold;
   runner: ClusterGoalRunner;
   intake: JobIntake;
+  /** The cancels of ended sessions' goals Redis did not take (kept-cancels.ts). */
+  goals: Pick<ClusterGoals, "markEndedSessions" | "makeKeptCancels">;
+  /** The unspent rest of this node's sessions' cluster goal shares, back once their goals ended. */
+  shares: ShareReturns;
   /** What other nodes see of this node's goals (undefined until the node runs). */
   owned: () => OwnedMirror | undefined;
   /** The node left: no beat begins. */
@@ -113,12 +121,19 @@ export class NodeHeartbeat {
     try {
       // Its own write, after one a tick began (maybe before the pause it looks after).
       await this.renewing?.catch(() => {});
+      // The marks of sessions that ended while Redis was away go before the lease: a node
+      // taking one of their goals waits for this node's lease, then reads them (kept-cancels.ts).
+      await this.p.goals.markEndedSessions();
       await this.renew();
+      this.p.goals.makeKeptCancels();
       // What Redis did not take while it refused writes or was away, written again: approvals
       // (owned-mirror.ts), so every node lists them as they are, and goal ends (goal-ends.ts),
       // so no node shows an ended goal running nor keeps its goal.wait waiting.
       await this.p.owned()?.retry();
       await runner.retryEnds();
+      // Goals of this node's MCP sessions that ended (anywhere, maybe while Redis was away):
+      // what they did not spend of their shares back to the sessions (share-returns.ts).
+      await this.p.shares.settle();
       // Back from a pause longer than the lease: what a survivor decided stands.
       const looked = await runner.stopLost(begun.wasUnsure);
       // A goal found lost that could not be stopped may still call the model: the node is not

@@ -4,7 +4,8 @@
 // over when no model call had started, failed with the reason otherwise; a goal whose owner
 // still heartbeats (at the death check, or at the take: goal-mirror.ts reads its lease key in
 // the take's script) is left to it; one that ended is skipped; a job whose goal id is not one
-// a node makes is refused before anything of it is unpacked.
+// a node makes is refused before anything of it is unpacked, and a queued goal whose MCP
+// session is known to have ended (kept-cancels.ts) ends cancelled without being claimed.
 // requeueOrphans(): one node per heartbeat period — the one whose heartbeat takes the sweep
 // lease first (a Redis key set NX with a TTL of one heartbeat) — puts back to waiting a failed
 // job whose goal is queued (its job failed on a node that found the goal still running
@@ -22,6 +23,8 @@ import { isGoalId } from "../kernel/goals.js";
 import type { NodeContext } from "./context.js";
 import { writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalRunner, GoalJob } from "./goal-runner.js";
+import { submittedByOfJob } from "./goal-submit.js";
+import { type KeptCancels, sessionEndedMark } from "./kept-cancels.js";
 import { RedisKeys } from "./redis-keys.js";
 
 declare module "../security/audit-events.js" {
@@ -84,6 +87,8 @@ export class JobIntake {
     private readonly queue: Queue<GoalJob>,
     private readonly runner: ClusterGoalRunner,
     private readonly liveness: Liveness,
+    /** The cancels of ended sessions' goals this node keeps (kept-cancels.ts). */
+    private readonly kept: KeptCancels,
   ) {
     ({ rt: this.rt, redis: this.redis, mirror: this.mirror, identity: this.identity, log: this.log } = ctx);
   }
@@ -117,6 +122,9 @@ export class JobIntake {
     const nodeId = this.identity.nodeId;
     // The id names this node's folders (inbox, goal folders): only one a node makes is taken.
     if (!isGoalId(goalId)) return this.refuseId(job.data);
+    // A goal whose MCP session ended (its cancel kept while Redis was away) never starts.
+    const ended = await this.sessionEnded(job.data);
+    if (ended !== undefined && (await this.cancelForSession(goalId, ended))) return "cancelled";
     let c = await this.mirror.claim(goalId, nodeId);
     if (c.kind === "running" && c.owner !== nodeId && !(await this.liveness.isAlive(c.owner))) {
       // Judge another node dead only after being connected for a whole lease: after a Redis
@@ -188,6 +196,39 @@ export class JobIntake {
       this.log(`cluster: goal ${goalId} of node ${c.owner} re-queued here (no model call had started)`);
     }
     return this.runner.runHere(job, token);
+  }
+
+  /**
+   * The end reason of the MCP session that submitted the job, when it is known to have ended:
+   * a cancel this node keeps, or the session-ended mark its node wrote (kept-cancels.ts). That
+   * node writes its marks with its first heartbeat once Redis answers again: a take within a
+   * lease of this node's (re)connection waits until it has been connected for one, else a take
+   * right after Redis came back ran a goal whose cancel was about to be made.
+   */
+  private async sessionEnded(job: GoalJob): Promise<string | undefined> {
+    const session = submittedByOfJob(job).submittedBy?.session_id;
+    if (session === undefined) return undefined;
+    const kept = this.kept.get(job.goal_id);
+    if (kept !== undefined) return kept.reason;
+    if (job.via !== this.identity.nodeId) await this.liveness.connectedForALease();
+    return sessionEndedMark(this.redis, session);
+  }
+
+  /**
+   * End cancelled, with its session's reason, a queued goal whose session ended; audited and
+   * announced. False when it is not queued any more (it runs, or ended): the take goes on.
+   */
+  private async cancelForSession(goalId: string, reason: string): Promise<boolean> {
+    const r = await this.mirror.cancelQueued(goalId, reason);
+    if (r.kind !== "cancelled") return false;
+    // Written: announced even when its entry is refused (thrown after).
+    try {
+      this.rt.audit.record("cluster.goal_cancelled", { reason }, { goalId });
+    } finally {
+      await this.runner.announceEnd(goalId, writtenEnd(goalId, "cancelled", reason));
+      this.log(`cluster: goal ${goalId} not started: ${reason}`);
+    }
+    return true;
   }
 
   /**

@@ -47,6 +47,7 @@ import { NodeHeartbeat } from "./heartbeat.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
 import { InferenceSlots } from "./inference-slots.js";
 import { JobIntake, type Liveness } from "./job-intake.js";
+import { KeptCancels } from "./kept-cancels.js";
 import {
   diedWithin,
   isAlive,
@@ -58,6 +59,7 @@ import {
 import { OwnedMirror } from "./owned-mirror.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
 import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS, withoutRedisSecret } from "./redis-url.js";
+import { ShareReturns } from "./share-returns.js";
 
 declare module "../security/audit-events.js" {
   interface AuditPayloads {
@@ -106,6 +108,8 @@ export class ClusterNode implements Liveness {
   private stopped = false;
   /** Stops cancelling the cluster goals of the MCP sessions that end on this node. */
   private unsubscribeSessions: () => void = () => {};
+  /** The cancels of ended sessions' goals Redis did not take, made when it answers (kept-cancels.ts). */
+  private readonly keptCancels: KeptCancels;
   /** Whether the node may take its goals as still its own, and what waits until it may (goal-hold.ts). */
   private readonly hold: GoalHold;
 
@@ -115,6 +119,7 @@ export class ClusterNode implements Liveness {
   ) {
     this.identity = ctx.identity;
     // Not sure of its goals after a pause until stopLost ran; sure again once it left.
+    this.keptCancels = new KeptCancels(ctx.rt.db, ctx.log);
     this.runner = new ClusterGoalRunner(ctx, () => this.hold.until({ orLeft: true }));
     this.goals = new ClusterGoals(
       ctx,
@@ -122,8 +127,9 @@ export class ClusterNode implements Liveness {
       (goalId, reason) => this.runner.cancel(goalId, reason),
       (goalId, end) => this.runner.announceEnd(goalId, end),
       () => this.beats.lastBeat,
+      this.keptCancels,
     );
-    this.intake = new JobIntake(ctx, queue, this.runner, this);
+    this.intake = new JobIntake(ctx, queue, this.runner, this, this.keptCancels);
     this.hold = new GoalHold(
       ctx,
       () => this.runner.running(),
@@ -135,6 +141,8 @@ export class ClusterNode implements Liveness {
       hold: this.hold,
       runner: this.runner,
       intake: this.intake,
+      goals: this.goals,
+      shares: new ShareReturns(ctx),
       owned: () => this.owned,
       stopped: () => this.stopped,
       startedAt: Date.now(),

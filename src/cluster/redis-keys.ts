@@ -50,6 +50,12 @@ export const RedisKeys = {
    * "withdrawn" by its sender, who gave up waiting (cluster/commands.ts).
    */
   request: (requestId: string) => `aido:request:${requestId}`,
+  /**
+   * String: the MCP session ended, with the reason its goals end with: written by its node for a
+   * cancel Redis could not take as the session ended (kept-cancels.ts); read by a node taking
+   * one of its goals, which then never starts it.
+   */
+  sessionEnded: (sessionId: string) => `aido:session-ended:${sessionId}`,
 } as const;
 
 /** How many events a goal's stream keeps (approximately: MAXLEN ~). */

@@ -23,9 +23,10 @@
 // In cluster mode (cluster/goal-submit.ts) the goal may run on another node, and a remote
 // node cannot hold this node's ledger: the share is carved the same way at submit
 // (clusterHoldOf) and it caps the job's manifest budget.max_tokens, which lowers the goal's
-// cap on the node that runs it. It comes back while the session lives only when the goal is
-// cancelled before it started (returnUnspentClusterShare): the node that ran a goal knows what
-// it spent, not this one, so a goal that ran is charged its share in full.
+// cap on the node that runs it. Once the goal ended, wherever it ran, its end says what it
+// spent: this node charges the share that and returns the rest (cluster/share-returns.ts). A
+// goal whose end does not say (a dead node's goal, failed by a survivor) stays charged its
+// share in full until the session ends.
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AuditLog } from "../security/audit.js";
@@ -40,23 +41,13 @@ export function holdAccountOf(goalId: string): string {
 }
 
 /**
- * In cluster mode, the account that charges a session's goal its share in full: the goal
- * may run on another node, whose ledger this one cannot hold, so the share stays taken
- * from the session until the session ends; the share caps the goal's manifest budget
- * instead (cluster/goal-submit.ts).
+ * In cluster mode, the account that holds a session's goal's share: the goal may run on
+ * another node, whose ledger this one cannot hold, so the share stays taken from the session
+ * until the goal's end says what it spent (cluster/share-returns.ts); the share caps the
+ * goal's manifest budget instead (cluster/goal-submit.ts).
  */
 export function clusterHoldOf(goalId: string): string {
   return `job:${goalId}`;
-}
-
-/**
- * In cluster mode, a goal that ended before any model call of it started (cancelled while
- * queued) spent nothing: its whole share returns to the session, when the share is held here
- * (this node took the submit) and still open (the session lives).
- */
-export function returnUnspentClusterShare(budget: BudgetLedger, goalId: string): void {
-  const share = budget.find(clusterHoldOf(goalId));
-  if (share !== undefined && !share.closed) budget.close(share.id);
 }
 
 /** The goal whose cluster share `accountId` is (clusterHoldOf), or undefined for any other account. */

@@ -407,6 +407,7 @@ const KINDS: Record<AuditKind, true> = {
   "cluster.goal_released": true,
   "cluster.goal_cancelled": true,
   "cluster.goal_requeued": true,
+  "goal.share_returned": true,
   "cluster.command_refused": true,
   "cluster.fenced": true,
   "cluster.unfenced": true,

@@ -287,6 +287,33 @@ export class BudgetLedger {
     this.immediate(() => this.closeOne(accountId));
   }
 
+  /**
+   * Close an account after charging it `spent` tokens spent elsewhere (a cluster goal's share
+   * in its session's account: the node that ran the goal charged its own ledger,
+   * kernel/session-budget.ts settleClusterShare); what it then leaves undrawn returns to its
+   * parent. Undefined when the account is closed already (or is none): one transaction reads
+   * and closes it, so it is settled once. Not passed to onSpent: the goal's usage is where it ran.
+   */
+  closeSpent(accountId: string, spent: number): { limit: number; returned: number } | undefined {
+    requireTokens("spent", spent);
+    return this.immediate(() => {
+      const a = this.find(accountId);
+      if (a === undefined || a.closed) return undefined;
+      if (spent > 0) this.charge(this.ancestry(accountId), 0, spent, 0, false);
+      const returned = undrawnOf(this.get(accountId));
+      this.closeOne(accountId);
+      return { limit: a.limit_tokens, returned };
+    });
+  }
+
+  /** The open accounts whose id starts with `prefix` (a node's open cluster shares, `job:`). */
+  openNamed(prefix: string): BudgetAccount[] {
+    return prepared(
+      this.db,
+      "SELECT * FROM budget_accounts WHERE closed = 0 AND substr(id, 1, length(?)) = ? ORDER BY rowid",
+    ).all(prefix, prefix) as BudgetAccount[];
+  }
+
   get(accountId: string): BudgetAccount {
     const a = this.find(accountId);
     if (!a) throw new AidoError(ErrorCode.notFound, `no budget account ${accountId}`, { account: accountId });
@@ -379,6 +406,8 @@ export class BudgetLedger {
     reservedDelta: number,
     spentDelta: number,
     outputTokens = 0,
+    /** Tell onSpent (the goal's usage): not for a share settled with what was spent elsewhere. */
+    toGoal = true,
   ): BudgetAccount {
     // What the account below drew from (or gave back to) this account's carve-out.
     let drawn = 0;
@@ -396,7 +425,7 @@ export class BudgetLedger {
       drawn = before.parent_id !== null ? undrawnOf(before) - undrawnOf(after) : 0;
     }
     if (!first) throw new Error("charge needs the account's chain");
-    if (spentDelta > 0)
+    if (spentDelta > 0 && toGoal)
       this.onSpent?.(first.goal_id, { input_tokens: spentDelta - outputTokens, output_tokens: outputTokens });
     return first;
   }

@@ -24,13 +24,14 @@ beforeAll(async () => {
 afterAll(stopAll);
 
 function node(): ClusterGoals {
-  const { ctx, runner } = standInNode({ nodeId: NODE, redis: redis.owner, goals: { cancel: noGoal } });
+  const { ctx, runner, kept } = standInNode({ nodeId: NODE, redis: redis.owner, goals: { cancel: noGoal } });
   return new ClusterGoals(
     ctx,
     { remove: async () => 0 } as never,
     (id, reason) => runner.cancel(id, reason),
     (id, end) => runner.announceEnd(id, end),
     () => Date.now(),
+    kept,
   );
 }
 

@@ -9,6 +9,8 @@ import type { NodeContext } from "../../src/cluster/context.js";
 import { announceWrittenEnd, GoalEndWatch } from "../../src/cluster/event-stream.js";
 import type { ClusterGoalStatus } from "../../src/cluster/goal-mirror.js";
 import { ClusterGoals } from "../../src/cluster/goal-view.js";
+import { KeptCancels } from "../../src/cluster/kept-cancels.js";
+import { openDatabase } from "../../src/db/database.js";
 import type { GoalStatus } from "../../src/kernel/goal-store.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
 
@@ -141,6 +143,7 @@ describe("goal.wait", () => {
       },
       async () => {},
       () => Date.now(),
+      new KeptCancels(openDatabase(":memory:"), () => {}),
     );
     // Another node's watch, to know when the announcement has been read back.
     const probe = new GoalEndWatch(redis, () => {});

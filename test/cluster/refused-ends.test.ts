@@ -416,13 +416,14 @@ describe("an end a cancel or a dead node's take wrote, whose announcement Redis 
   it("announces a queued goal's cancel", async () => {
     const goalId = "g_cancelqueued";
     await new GoalMirror(raw).create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
-    const { runner, ctx } = ownerNode();
+    const { runner, ctx, kept } = ownerNode();
     const goals = new ClusterGoals(
       ctx,
       { remove: async () => 0 } as never,
       (id) => runner.cancel(id),
       (id, end) => runner.announceEnd(id, end),
       () => Date.now(),
+      kept,
     );
     await writable(streamsRefused);
     expect((await goals.cancel(goalId)).state).toBe("cancelled");

@@ -6,18 +6,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../daemon/process.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, type Node, startNode, startRedis, stopAll } from "./fixture.js";
+import { forGoal, manifest, startRedis, stopAll } from "./fixture.js";
+import { startTwoNodes } from "./support/busy-nodes.js";
 
 let server: ProviderServer;
-let a: Node;
-let b: Node;
 let redisUrl: string;
 
 beforeAll(async () => {
   server = await startProviderServer();
-  const r = await startRedis();
-  redisUrl = r.url;
-  a = await startNode(server, r.url, "session-node-a", { capacity: 1 });
+  redisUrl = (await startRedis()).url;
 }, 90_000);
 
 afterAll(async () => {
@@ -27,14 +24,9 @@ afterAll(async () => {
 
 describe("an MCP session's end in a cluster", () => {
   it("cancels its goal running on another node, the owner ending it with the session's reason", async () => {
-    server.script(forGoal("node-busy"), [turn.hang()]);
     server.script(forGoal("remote-run"), [turn.hang()]);
-    const ca = await a.client();
     // A's only slot: a user's goal, taken by A before B joins.
-    const busy = (await ca.call("goal.submit", { goal: "run node-busy", manifest: manifest() })).goal_id;
-    await until(() => (server.requestsMatching(forGoal("node-busy")).length === 1 ? true : undefined));
-    b = await startNode(server, redisUrl, "session-node-b", { capacity: 1 });
-    const cb = await b.client();
+    const { ca, cb, busy } = await startTwoNodes(server, redisUrl, "session-node");
     const { session_id } = await ca.call("session.open", { client: "cluster test" });
     const { goal_id } = await ca.call("goal.submit", {
       goal: "run remote-run",

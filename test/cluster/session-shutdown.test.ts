@@ -5,31 +5,18 @@
 // its sessions' ends) and ended them only as its Runtime closed: the running goal ran on, and
 // the queued one was taken and run by the other node, for a session that no longer existed.
 
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../daemon/process.js";
 import { latch, type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import {
-  conversationsStarted,
-  forGoal,
-  HEARTBEAT_MS,
-  manifest,
-  type Node,
-  startNode,
-  startRedis,
-  stopAll,
-} from "./fixture.js";
+import { conversationsStarted, forGoal, HEARTBEAT_MS, manifest, startRedis, stopAll } from "./fixture.js";
+import { shareOf, startBusyNode, startTwoNodes } from "./support/busy-nodes.js";
 
 let server: ProviderServer;
-let a: Node;
-let b: Node;
 let redisUrl: string;
 
 beforeAll(async () => {
   server = await startProviderServer();
-  const r = await startRedis();
-  redisUrl = r.url;
-  a = await startNode(server, r.url, "shutdown-node-a", { capacity: 1 });
+  redisUrl = (await startRedis()).url;
 }, 90_000);
 
 afterAll(async () => {
@@ -37,35 +24,15 @@ afterAll(async () => {
   await server?.close();
 }, 60_000);
 
-/** The session's share of `goalId` in the leaving node's ledger, and the session's account it was carved from. */
-function shareOf(node: Node, goalId: string): { closed: number; spent: number; parentCarved: number } {
-  const db = new Database(node.home.config.dbPath, { readonly: true });
-  try {
-    return db
-      .prepare(
-        `SELECT s.closed AS closed, s.spent AS spent, p.carved AS parentCarved
-         FROM budget_accounts s JOIN budget_accounts p ON p.id = s.parent_id WHERE s.id = ?`,
-      )
-      .get(`job:${goalId}`) as { closed: number; spent: number; parentCarved: number };
-  } finally {
-    db.close();
-  }
-}
-
 describe("a cluster node shut down with an MCP session open", () => {
   it("cancels the session's goal running on another node and its queued one, which never starts", async () => {
     // The remote goal answers when the test lets it: under the old order it ran on and
     // finished, freeing the other node to take the queued one.
     const remoteAnswer = latch();
-    server.script(forGoal("shut-busy"), [turn.hang()]);
     server.script(forGoal("shut-remote"), [turn.text("done shut-remote", { until: remoteAnswer.promise })]);
     server.script(forGoal("shut-queued"), [turn.text("done shut-queued")]);
-    const ca = await a.client();
     // A's only slot: a user's goal, taken by A before B joins.
-    const busy = (await ca.call("goal.submit", { goal: "run shut-busy", manifest: manifest() })).goal_id;
-    await until(() => (server.requestsMatching(forGoal("shut-busy")).length === 1 ? true : undefined));
-    b = await startNode(server, redisUrl, "shutdown-node-b", { capacity: 1 });
-    const cb = await b.client();
+    const { a, ca, cb, busy } = await startTwoNodes(server, redisUrl, "shutdown-node");
     const { session_id } = await ca.call("session.open", {
       client: "cluster test",
       manifest: { name: "shut-session", system_prompt: "An MCP session.", budget: { max_tokens: 100_000 } },
@@ -114,18 +81,18 @@ describe("a cluster node shut down with an MCP session open", () => {
     });
     // A's ledger: the queued goal's share spent nothing and is back in the session's account
     // (which closed with the session).
-    expect(shareOf(a, queued)).toEqual({ closed: 1, spent: 0, parentCarved: 0 });
-    expect(server.requestsMatching(forGoal("shut-busy")).length).toBe(1);
+    expect(shareOf(a, queued)).toMatchObject({ closed: 1, spent: 0, parentCarved: 0 });
+    expect(server.requestsMatching(forGoal("shutdown-node-busy")).length).toBe(1);
     expect((await cb.call("goal.status", { goal_id: busy })).state).toBe("failed");
   }, 120_000);
 
   it("ends its sessions within a bounded wait when Redis is down, logging the cancel it could not make", async () => {
-    server.script(forGoal("down-busy"), [turn.hang()]);
     const redis = await startRedis();
-    const c = await startNode(server, redis.url, "shutdown-node-c", { capacity: 1 });
-    const cc = await c.client();
-    const busy = (await cc.call("goal.submit", { goal: "run down-busy", manifest: manifest() })).goal_id;
-    await until(() => (server.requestsMatching(forGoal("down-busy")).length === 1 ? true : undefined));
+    const {
+      node: c,
+      client: cc,
+      busy,
+    } = await startBusyNode(server, redis.url, "shutdown-node-c", "down-busy");
     const { session_id } = await cc.call("session.open", { client: "cluster test" });
     const { goal_id } = await cc.call("goal.submit", {
       goal: "run down-queued",

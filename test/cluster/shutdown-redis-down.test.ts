@@ -7,20 +7,11 @@
 // Real redis-server, a real daemon, its real database.
 
 import { setTimeout as sleep } from "node:timers/promises";
-import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, turn } from "../support/provider-server.js";
-import {
-  connectRedis,
-  conversationsStarted,
-  forGoal,
-  HEARTBEAT_MS,
-  manifest,
-  type Node,
-  startNode,
-  startRedis,
-} from "./fixture.js";
+import type { ProviderServer } from "../support/provider-server.js";
+import { connectRedis, conversationsStarted, HEARTBEAT_MS, startRedis } from "./fixture.js";
+import { localEnd, startBusyNode } from "./support/busy-nodes.js";
 import { withProvider } from "./support/file-cluster.js";
 
 let server: ProviderServer;
@@ -32,28 +23,12 @@ const EXIT_BOUND_MS = 15_000;
 /** BullMQ's keys of the cluster's goal queue. */
 const JOBS = "bull:aido-goals";
 
-/** The goal's state and error in the node's own database. */
-function localEnd(node: Node, goalId: string): { state: string; error: string | null } | undefined {
-  const db = new Database(node.home.config.dbPath, { readonly: true });
-  try {
-    return db.prepare("SELECT state, error FROM goals WHERE id = ?").get(goalId) as
-      | { state: string; error: string | null }
-      | undefined;
-  } finally {
-    db.close();
-  }
-}
-
 describe("a cluster node shut down while Redis is down, as it runs a goal", () => {
   it("exits within a bounded time, its goal's end kept locally and announced once when it starts again with Redis back", async () => {
     const marker = "down-leave";
-    server.script(forGoal(marker), [turn.hang()]);
     const redis = await startRedis();
-    const node = await startNode(server, redis.url, "down-leaver", { capacity: 1 });
-    const c = await node.client();
-    const { goal_id } = await c.call("goal.submit", { goal: `run ${marker}`, manifest: manifest() });
     // Its model call has started (marked in Redis): the goal is never run again anywhere.
-    await until(() => (server.requestsMatching(forGoal(marker)).length === 1 ? true : undefined));
+    const { node, busy: goal_id } = await startBusyNode(server, redis.url, "down-leaver", marker);
     const raw = connectRedis(redis.url);
     raw.on("error", () => {}); // while Redis is stopped
     expect(await raw.lrange(`${JOBS}:active`, 0, -1)).toContain(goal_id);

@@ -32,7 +32,7 @@ afterAll(stopAll);
 
 /** The owner node over a Runtime with no record of any goal; other nodes are dead. */
 function ownerNode() {
-  const { ctx, runner, intake } = standInNode({
+  const { ctx, runner, intake, kept } = standInNode({
     nodeId: NODE,
     redis: redis.owner,
     goals: { cancel: noGoal },
@@ -43,6 +43,7 @@ function ownerNode() {
     (id) => runner.cancel(id),
     (id, end) => runner.announceEnd(id, end),
     () => Date.now(),
+    kept,
   );
   return { runner, intake, goals };
 }

@@ -12,6 +12,7 @@ import type { NodeContext } from "../../../src/cluster/context.js";
 import { GoalMirror } from "../../../src/cluster/goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "../../../src/cluster/goal-runner.js";
 import { JobIntake, type Liveness } from "../../../src/cluster/job-intake.js";
+import { KeptCancels } from "../../../src/cluster/kept-cancels.js";
 import { type Db, openDatabase } from "../../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../../src/errors.js";
 import { BudgetLedger } from "../../../src/security/budget.js";
@@ -43,6 +44,8 @@ export interface StandInNode {
   intake: JobIntake;
   /** What the node logged, in order. */
   logs: string[];
+  /** The cancels of ended sessions' goals it keeps (kept-cancels.ts). */
+  kept: KeptCancels;
 }
 
 /** The goals of a Runtime that is shutting down: it refuses a goal submitted to it (kernel/goals.ts). */
@@ -89,6 +92,7 @@ export function standInNode(opts: StandInOptions): StandInNode {
     log: (m: string) => logs.push(m),
   } as unknown as NodeContext;
   const runner = new ClusterGoalRunner(ctx);
+  const kept = new KeptCancels(db, ctx.log);
   const others = opts.others ?? "dead";
   const intake = new JobIntake(
     ctx,
@@ -99,8 +103,9 @@ export function standInNode(opts: StandInOptions): StandInNode {
       diedWithin: async () => others === "dead",
       connectedForALease: async () => {},
     },
+    kept,
   );
-  return { ctx, runner, intake, logs };
+  return { ctx, runner, intake, logs, kept };
 }
 
 /** The goal's job as BullMQ hands it to a node's worker (submitted via node `via`). */
