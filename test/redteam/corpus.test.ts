@@ -69,7 +69,9 @@ function tracingBackend(docker: DockerBackend): SandboxBackend {
     unpause: async () => {},
     startMcpServer: (spec) => docker.startMcpServer(spec),
     reattach: () => docker.reattach(),
-    gc: (opts) => docker.gc(opts),
+    // The shared goal is no goal of the runtime's: the sweep (one a minute) took it for an
+    // orphan and removed its container when the corpus ran longer than that.
+    gc: (opts) => docker.gc({ ...opts, isGoalLive: (g) => g === SHARED_GOAL || opts.isGoalLive(g) }),
     close: () => docker.close(),
   };
 }
