@@ -19,7 +19,7 @@ import type { z } from "zod";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
-import { summaryInput } from "../security/approval-shown.js";
+import { cutCode, summaryInput } from "../security/approval-shown.js";
 import type { AskedBy } from "../security/approval-store.js";
 import type { DenyStage, GateStage } from "../security/audit-events.js";
 import { formatGrant, type Grant } from "../security/grants.js";
@@ -271,10 +271,13 @@ export async function judgeCall(
     // approval.requested entry and event, the dashboard, MCP, the cluster's mirror) is the call
     // with those secrets blanked in place, its shape kept; the call runs with its own input.
     // It is told which secrets the blanks stand for, by kind (carries_secrets).
-    const asked = { input, target: scope.target };
+    // The code an exec runs is shown as well (approval-shown.ts), blanked before it is cut, so
+    // that no secret is cut in two with its first half shown.
+    const asked = { input, target: scope.target, code: scope.code ?? [] };
     const { shown, carries } = shownForApproval(deps, principal.goalId, asked);
+    const code = shown.code.length > 0 ? { code: cutCode(shown.code) } : {};
     judged.approval = {
-      scope: { ...scope, target: shown.target },
+      scope: { ...scope, target: shown.target, ...code },
       scopeOf,
       input: shown.input,
       summary: summarize(tool.name, shown.input, confirmRule?.reason),

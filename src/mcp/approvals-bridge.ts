@@ -30,7 +30,8 @@
 import { AidoClient, type Subscription } from "../client/client.js";
 import type { WireEvent } from "../client/types.js";
 import { errorMessage } from "../errors.js";
-import { wholeInput } from "../security/approval-shown.js";
+import { codeNotShown, type ShownCode, wholeInput } from "../security/approval-shown.js";
+import { inertLines } from "../security/terminal-text.js";
 
 export type Decision = "allow_once" | "allow_session" | "allow_always" | "deny";
 
@@ -47,8 +48,15 @@ export interface ApprovalAsk {
   /**
    * The request's stored input (approval.list, secrets blanked), read before the call is
    * shown: the summary cuts it. Absent when it could not be read; the form is then not offered.
+   * `code`: the text of each file an exec runs as code (approval.list `code`), shown in the form.
    */
-  stored?: { input: unknown };
+  stored?: StoredRequest;
+}
+
+/** What approval.list holds of a request beyond its event: its input and the code it runs. */
+export interface StoredRequest {
+  input: unknown;
+  code: ShownCode[];
 }
 
 /** What one waiting call does with its approval request. */
@@ -70,6 +78,9 @@ export function formWithheld(ask: ApprovalAsk): string | undefined {
   const whole = wholeInput(ask.stored.input);
   if (whole !== undefined && whole.rest > 0)
     return `its input is too long to show in a form (${whole.total} characters; \`aido approvals --json\` shows all of it)`;
+  const notShown = codeNotShown(ask.stored.code);
+  if (notShown > 0)
+    return `the code it runs is too long to show whole (${notShown} characters not shown; \`aido approvals\` shows the rest of the request)`;
   return undefined;
 }
 
@@ -84,6 +95,7 @@ export function approvalForm(ask: ApprovalAsk) {
     message: [
       `Aido asks before this call runs: ${ask.summary}`,
       ...(whole !== undefined ? [`The whole call (${whole.total} characters): ${whole.shown}`] : []),
+      ...codeText(ask.stored?.code ?? []),
       ...(ask.carries_secrets.length > 0
         ? [`This call carries secrets (shown blanked): ${ask.carries_secrets.join("; ")}`]
         : []),
@@ -112,6 +124,14 @@ export function approvalForm(ask: ApprovalAsk) {
   };
 }
 
+/** The text of each file the call runs as code, as the form shows it (inert; lines kept). */
+function codeText(code: readonly ShownCode[]): string[] {
+  return code.map(
+    (c) =>
+      `It runs ${inertLines(c.path)} (sha256 ${c.sha256.slice(0, 16)}…, ${c.chars} characters), which reads:\n${inertLines(c.content)}\n(end of ${inertLines(c.path)})`,
+  );
+}
+
 /** The decision an elicitation result carries; anything but an accepted, valid one is a denial. */
 export function decisionOf(result: { action: string; content?: Record<string, unknown> }): Decision {
   const d = result.content?.decision;
@@ -122,8 +142,8 @@ export function decisionOf(result: { action: string; content?: Record<string, un
 /** withHuman's tool for a call that may make any tool of the session's agent ask (plan.execute). */
 export const ANY_TOOL = "*";
 
-/** The stored input of a pending approval request (approval.list); undefined when it is no longer pending. */
-export type RequestInput = (approvalId: string) => Promise<unknown>;
+/** The stored input and code of a pending approval request (approval.list); undefined when it is no longer pending. */
+export type RequestInput = (approvalId: string) => Promise<StoredRequest>;
 
 interface Waiting {
   on: OnApproval;
@@ -320,7 +340,7 @@ export class ApprovalsBridge {
     const approvalId = String(ev.approval_id);
     void this.requestInput(approvalId)
       .then(
-        (input): Pick<ApprovalAsk, "stored"> => ({ stored: { input } }),
+        (stored): Pick<ApprovalAsk, "stored"> => ({ stored }),
         (e) => {
           this.log(`reading approval ${approvalId} failed: ${errorMessage(e)}`);
           return {};

@@ -41,14 +41,16 @@ export async function openMcpSession(client: AidoClient, opts: McpSessionOptions
   let bridge: ApprovalsBridge;
   let server: Server;
   try {
-    // A request's stored input (secrets blanked): the form shows it whole when the summary cut it.
+    // A request's stored input (secrets blanked): the form shows it whole when the summary cut it,
+    // and the text of the code it runs.
     bridge = await ApprovalsBridge.start(
       opts.config.socketPath,
       link.session.agent_id,
       opts.log,
       async (id) => {
         const { approvals } = await link.client.call("approval.list", {});
-        return approvals.find((a) => a.id === id)?.input;
+        const a = approvals.find((r) => r.id === id);
+        return { input: a?.input, code: Array.isArray(a?.code) ? a.code : [] };
       },
     );
   } catch (e) {

@@ -19,6 +19,7 @@
 import { createHash } from "node:crypto";
 import type { Need } from "../gate/types.js";
 import type { ProjectBinding } from "./approval-project.js";
+import { CODE_SHOWN_MAX, type ShownCode } from "./approval-shown.js";
 import { canonicalJson } from "./canonical-json.js";
 import { normalizeCommand, scopeDigest } from "./command-scope.js";
 import { inert } from "./terminal-text.js";
@@ -33,6 +34,11 @@ export interface ApprovalScope {
    * that could be files...), so no standing answer covers it; the human is asked each time.
    */
   reusable?: false;
+  /**
+   * An exec's code files with their text as read for the digest (approval-shown.ts): what the
+   * human reads before answering. Whole here; cut for display once its secrets are blanked (gate/judge.ts).
+   */
+  code?: readonly ShownCode[];
 }
 
 /**
@@ -44,6 +50,8 @@ export interface ApprovalScope {
 export interface CodeFile {
   path: string;
   sha256: string | null;
+  /** The text the digest is of (absent with sha256 null): shown to the human who answers. */
+  text?: string;
 }
 
 /** The files behind an exec's words (tools/exec-scope.ts): resolved pairs and code files, or why not. */
@@ -111,13 +119,32 @@ export function commandScope(
       reusable: false,
     };
   }
-  const code = [...(files.code ?? [])].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const code = [...(files.code ?? [])]
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    .map((c) => ({ path: c.path, sha256: c.sha256 }));
+  const shownCode = (files.code ?? []).flatMap((c) =>
+    c.sha256 === null
+      ? []
+      : [{ path: c.path, sha256: c.sha256, content: c.text ?? "", chars: (c.text ?? "").length }],
+  );
+  shownCode.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const withCode = shownCode.length === 0 ? {} : { code: shownCode };
   // Without code files the key is the one it always was: standing answers stored before still match.
   const parts =
     code.length === 0
       ? [n.normalized, n.text, paths, files.resolved]
       : [n.normalized, n.text, paths, files.resolved, code];
-  return { key: `command:${scopeDigest(parts)}`, target: target + codeShown(code) };
+  // Code a human cannot read whole in the approval is approved for this call only (approval-shown.ts).
+  const chars = shownCode.reduce((sum, c) => sum + c.chars, 0);
+  if (chars > CODE_SHOWN_MAX) {
+    return {
+      key: `command-unshared:${scopeDigest(parts)}`,
+      target: `${target}${codeShown(code)}; no standing answer will cover it: the code it runs is ${chars} characters, more than the ${CODE_SHOWN_MAX} an approval shows`,
+      reusable: false,
+      ...withCode,
+    };
+  }
+  return { key: `command:${scopeDigest(parts)}`, target: target + codeShown(code), ...withCode };
 }
 
 /** "; running /workspace/fix.py as it is now (sha256 ab12…)": the content a standing answer is bound to. */

@@ -7,6 +7,7 @@ import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import { type ProjectBinding, parseProject, type SubmittedBy } from "./approval-project.js";
 import { type Coverage, describeCoverage } from "./approval-scope.js";
+import type { ShownCode } from "./approval-shown.js";
 import type { ApprovalDecisionKind } from "./audit-events.js";
 
 export type ApprovalDecision = ApprovalDecisionKind;
@@ -81,6 +82,9 @@ const MIGRATIONS = [
   // The secrets the call carries, by kind (JSON list, gate/call-secrets.ts); NULL on requests
   // made before, read as none.
   `ALTER TABLE approvals ADD COLUMN carries_secrets TEXT;`,
+  // The text of each file an exec runs as code, as the human is shown it (approval-shown.ts
+  // ShownCode, JSON list); NULL on requests made before, read as none.
+  `ALTER TABLE approvals ADD COLUMN code TEXT;`,
 ];
 
 export interface ApprovalRecord {
@@ -102,6 +106,12 @@ export interface ApprovalRecord {
    * anthropic"): what the blanks (`***`, `[hidden]`) in input, summary and target stand for.
    */
   carries_secrets: string[];
+  /**
+   * The files an exec runs as code, each with its text as the digest in the scope was taken
+   * of (secrets blanked; cut when all of them pass CODE_SHOWN_MAX, and then no standing
+   * answer covers the call): what the human approves running. Empty for other calls.
+   */
+  code: ShownCode[];
   status: ApprovalStatus;
   decision: ApprovalDecision | null;
   decided_by: string | null;
@@ -123,9 +133,18 @@ export interface ApprovalRecord {
 
 type RawRecord = Omit<
   ApprovalRecord,
-  "input" | "identity" | "project" | "target" | "covers" | "asked_by" | "submitted_by" | "carries_secrets"
+  | "input"
+  | "identity"
+  | "project"
+  | "target"
+  | "covers"
+  | "asked_by"
+  | "submitted_by"
+  | "carries_secrets"
+  | "code"
 > & {
   carries_secrets: string | null;
+  code: string | null;
   input: string;
   project: string | null;
   identity: string | null;
@@ -154,6 +173,8 @@ export interface NewRequest {
   summary: string;
   /** The secrets the call carries, by kind (absent: none). */
   carriesSecrets?: string[];
+  /** The files it runs as code, as shown (absent: none). */
+  code?: readonly ShownCode[];
   askedBy: AskedBy;
   /** The socket request of the call that asks, if one does. */
   requestId?: string;
@@ -174,8 +195,8 @@ export class ApprovalStore {
     prepared(
       this.db,
       `INSERT INTO approvals (id, goal_id, agent_id, identity, project, tool, scope_key, target, input, summary,
-         carries_secrets, asked_by, request_id, status, created_at, deadline_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+         carries_secrets, code, asked_by, request_id, status, created_at, deadline_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
     ).run(
       r.id,
       r.goalId,
@@ -188,6 +209,7 @@ export class ApprovalStore {
       r.input,
       r.summary,
       JSON.stringify(r.carriesSecrets ?? []),
+      JSON.stringify(r.code ?? []),
       JSON.stringify(r.askedBy),
       r.requestId ?? null,
       r.createdAt,
@@ -267,6 +289,7 @@ export class ApprovalStore {
       covers,
       asked_by,
       carries_secrets: row.carries_secrets === null ? [] : (JSON.parse(row.carries_secrets) as string[]),
+      code: row.code === null ? [] : (JSON.parse(row.code) as ShownCode[]),
       submitted_by,
     };
   }

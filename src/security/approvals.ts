@@ -297,6 +297,7 @@ export class ApprovalQueue {
           input: canonicalJson(req.input),
           summary: req.summary,
           carriesSecrets: carries,
+          ...(req.scope.code !== undefined ? { code: req.scope.code } : {}),
           askedBy: req.askedBy,
           ...(requestId !== undefined ? { requestId } : {}),
           createdAt: now,

@@ -71,9 +71,10 @@ const NET_TOOLS = new Set([
   "telnet",
   "openssl",
 ]);
-// prove runs perl test files, pdb3 a python script: interpreters under other names.
+// prove runs perl test files, pdb3 a python script: interpreters under other names; pypy is
+// python, tsx and ts-node are node running TypeScript.
 const INTERPRETER =
-  /^(python[0-9.]*|perl|perl5[0-9.]*(-x86_64-linux-gnu)?|prove|pdb3[0-9.]*|ruby|node|nodejs|php[0-9.]*|lua[0-9.]*|bun|deno|tclsh|Rscript)$/;
+  /^(python[0-9.]*|pypy[0-9.]*|perl|perl5[0-9.]*(-x86_64-linux-gnu)?|prove|pdb3[0-9.]*|ruby|node|nodejs|tsx|ts-node|php[0-9.]*|lua[0-9.]*|luajit|bun|deno|tclsh|Rscript)$/;
 const CODE_RUNNERS = new Set(["eval", ".", "trap", "watch", "su", "runuser"]);
 
 /** An interpreter other than a shell (python3, node, perl...): it runs the files it is handed as code. */

@@ -41,6 +41,7 @@ import {
 } from "../security/shell-operands.js";
 import { programReads } from "../security/shell-writes.js";
 import { passedOnPieces } from "../security/shell-writes-build.js";
+import { codeWords } from "./exec-code.js";
 import { refuseEnvWrites } from "./exec-env-writes.js";
 import {
   execStartVars,
@@ -231,6 +232,11 @@ async function pathsFrom(
     // Code named only at run time cannot be pinned: no standing answer covers the call.
     const loose = unpinnedCode(c, name);
     if (loose !== undefined) words.push({ text: name, dirs: from, unpinned: loose });
+    // A makefile, a package.json's scripts, `java F.java`: code other programs run (exec-code.ts).
+    const other = c.dynamic ? undefined : codeWords(c, name);
+    if (other !== undefined && "unpinned" in other)
+      words.push({ text: name, dirs: from, unpinned: other.unpinned });
+    else for (const text of other?.runs ?? []) words.push({ text, dirs: from, runs: true });
     if (!c.dynamic && !c.argDynamic[0] && c.argv[0]?.includes("/")) {
       words.push({ text: c.argv[0], dirs: from, runs: true });
     }

@@ -32,6 +32,8 @@
 // UTF-8 (the read gives text, and two byte strings may decode alike), not readable by the
 // agent, neither a regular file, a folder nor absent — makes the scope one no standing answer
 // covers. What the code loads on its own (imports, a folder's __main__.py) is not covered.
+// The text read for the digest is also what the human is shown before answering
+// (security/approval-shown.ts): the approval names the code, and shows it.
 
 import { createHash } from "node:crypto";
 import { errorMessage } from "../errors.js";
@@ -164,7 +166,8 @@ async function codeFile(
     if (file.truncated || file.content.includes("\uFFFD") || Buffer.byteLength(file.content) !== file.size) {
       return why("is not UTF-8 text read whole (a binary, or a file that changed as it was read)");
     }
-    return { path, sha256: createHash("sha256").update(file.content, "utf8").digest("hex") };
+    const sha256 = createHash("sha256").update(file.content, "utf8").digest("hex");
+    return { path, sha256, text: file.content };
   } catch (e) {
     return why(`cannot be read (${errorMessage(e)})`);
   }

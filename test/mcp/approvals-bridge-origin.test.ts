@@ -36,7 +36,10 @@ describe("the MCP approvals bridge", () => {
       fx.home.config.socketPath,
       agentId,
       (m) => logs.push(m),
-      async (id) => (await c.call("approval.list", {})).approvals.find((r) => r.id === id)?.input,
+      async (id) => ({
+        input: (await c.call("approval.list", {})).approvals.find((r) => r.id === id)?.input,
+        code: [],
+      }),
     );
     const asked: ApprovalAsk[] = [];
     try {

@@ -7,9 +7,14 @@
 
 import type { AidoClient } from "../../client/client.js";
 import type { GrantRecord } from "../../security/approval-grants.js";
-import { carriesSecretsText, wholeInput } from "../../security/approval-shown.js";
+import {
+  carriesSecretsText,
+  codeNotShown,
+  type ShownCode,
+  wholeInput,
+} from "../../security/approval-shown.js";
 import type { ApprovalDecision, ApprovalRecord } from "../../security/approvals.js";
-import { inert } from "../../security/terminal-text.js";
+import { inert, inertLines } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { withClient } from "./daemon-client.js";
 import { commandSpec } from "./index.js";
@@ -45,6 +50,32 @@ function wholeCall(a: ApprovalRecord): string[] {
 }
 
 /**
+ * The text of each file an exec runs as code (approval.list `code`), line by line under a
+ * `|` margin, inert: the human approves what runs, not only its name. Code too long to show
+ * whole is said so; no standing answer covers such a call (security/approval-shown.ts).
+ * A record of an older daemon or node has none.
+ */
+function codeLines(a: ApprovalRecord): string[] {
+  const code: ShownCode[] = Array.isArray(a.code) ? a.code : [];
+  const out: string[] = [];
+  for (const c of code) {
+    if (typeof c?.content !== "string") continue;
+    out.push(
+      `    runs ${inert(String(c.path))} (sha256 ${inert(String(c.sha256)).slice(0, 16)}…, ${c.chars} chars):`,
+    );
+    for (const line of inertLines(c.content).split("\n")) out.push(`      | ${line}`);
+    if (c.content.length < c.chars)
+      out.push(`      … ${c.chars - c.content.length} more chars of ${inert(String(c.path))} not shown`);
+  }
+  const notShown = codeNotShown(code.filter((c) => typeof c?.content === "string"));
+  if (notShown > 0)
+    out.push(
+      `    THE CODE IS NOT SHOWN WHOLE (${notShown} chars not shown): answer for this call only; no standing answer will cover it`,
+    );
+  return out;
+}
+
+/**
  * A pending request as a human reads it before answering. In a cluster the record is read
  * from Redis, where any writer may have put it: every field is printed inert, and one it
  * lacks (a record of an older node, junk) is said missing rather than failing the list.
@@ -62,6 +93,7 @@ function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
     ...carriesSecretsLines(a),
     `    submitted by: ${submittedByText(a.submitted_by, a.goal_id)}`,
     ...wholeCall(a),
+    ...codeLines(a),
     `    Allow Once:    ${f(covers.allow_once)}`,
     `    Allow Session: ${f(covers.allow_session)}`,
     `    Allow Always:  ${f(covers.allow_always)}`,

@@ -98,6 +98,8 @@ export interface Approval {
   carries_secrets?: string[];
   /** Who submitted the call's goal when the user did not: an MCP session; null: the user's goal. */
   submitted_by?: { kind: string; session_id: string } | null;
+  /** The files an exec runs as code, with the text the human approves (cut: content shorter than chars). */
+  code?: { path: string; sha256: string; content: string; chars: number }[];
   /** Cluster mode: the node whose agent waits for the answer. */
   node?: string;
 }

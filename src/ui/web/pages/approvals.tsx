@@ -4,6 +4,7 @@
 // `covers` texts), decided with one click. Below: the history of decisions and the
 // standing (Allow Always) grants, each revocable.
 
+import { Fragment } from "preact";
 import { useState } from "preact/hooks";
 import { rpc } from "../api.js";
 import { Badge, callText, ErrorNote, Section, shortId, Time, useAnswer, visible } from "../components.js";
@@ -57,6 +58,41 @@ function CarriesSecrets({ a }: { a: Approval }) {
       This call carries {kinds.length === 1 ? "a secret" : "secrets"} (shown blanked below):{" "}
       {kinds.map((k) => visible(k)).join("; ")}
     </p>
+  );
+}
+
+/**
+ * The text of each file an exec runs as code: the call names a file (`python3 fix.py`), and
+ * what the human approves is what that file holds now. Code too long to show whole is said so;
+ * no standing answer covers such a call (security/approval-shown.ts).
+ */
+function Code({ a }: { a: Approval }) {
+  const code = a.code ?? [];
+  if (code.length === 0) return null;
+  const notShown = code.reduce((n, c) => n + Math.max(0, c.chars - c.content.length), 0);
+  return (
+    <>
+      {code.map((c) => (
+        <Fragment key={c.path}>
+          <dt>Runs</dt>
+          <dd>
+            <span class="mono">{visible(c.path)}</span>{" "}
+            <span class="muted">
+              (sha256 {c.sha256.slice(0, 16)}…, {c.chars} characters)
+            </span>
+            <pre class="call text" data-testid="code">
+              {visible(c.content)}
+            </pre>
+          </dd>
+        </Fragment>
+      ))}
+      {notShown > 0 ? (
+        <dd class="error text" data-testid="code-cut">
+          The code is not shown whole ({notShown} characters not shown): answer for this call only; no
+          standing answer will cover it.
+        </dd>
+      ) : null}
+    </>
   );
 }
 
@@ -114,6 +150,7 @@ function Request({ a, onDecided }: { a: Approval; onDecided(): void }) {
             {callText(a.input)}
           </pre>
         </dd>
+        <Code a={a} />
         <dt>Target</dt>
         <dd class="text">{visible(a.target)}</dd>
         {a.node ? (
