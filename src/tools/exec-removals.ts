@@ -128,7 +128,15 @@ export function assignedPaths(
   count: (n: number) => void = boundCounter(written, "what is removed"),
 ): string[] {
   const v = wholeVariable(written);
-  if (depth > MAX_VAR_CHAIN || v === undefined) return [];
+  if (v === undefined) return [];
+  // Past the chain a value was dropped, judged as nothing: `a=$TMPDIR; b=$a; …; g=$f; rm -rf
+  // "$g"` emptied the private folder.
+  if (depth > MAX_VAR_CHAIN)
+    throw unjudgeable(
+      "what is removed",
+      written,
+      `its variables name each other (or themselves) more than ${MAX_VAR_CHAIN} deep`,
+    );
   const rest = v.rest;
   const values = valuesOf(v.name, analysis);
   count(values.length);

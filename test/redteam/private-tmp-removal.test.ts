@@ -187,6 +187,11 @@ describe("a variable the command gives the folder's path", () => {
     'for d in /workspace/out/x ~; do rm -rf "$d"; done',
     'cd ~ && d=$(pwd) && rm -rf "$d"',
   ]);
+  // Deeper than the chain is followed, the value was dropped and the folder emptied.
+  refusesEachUnjudgeable(
+    ['a=$TMPDIR; b=$a; c=$b; e=$c; f=$e; g=$f; rm -rf "$g"', 'd=~; d=$d/; rm -rf "$d"'],
+    /name each other \(or themselves\) more than 4 deep/,
+  );
 
   it("still runs the removal of a temp folder, one in the private folder, and one in /workspace/out", async () => {
     await keep();
