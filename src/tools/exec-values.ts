@@ -265,7 +265,27 @@ export function boundWords(written: string, analysis: CommandAnalysis, site: str
   const resolved = (name: string): string[] => {
     let values = selfResolved.get(name);
     if (values === undefined) {
-      values = extendedValues(name, boundOf(name, analysis).values, count, written, site);
+      // A value that is an operator on the variable itself (`dir="${dir%/}"`, `p="${p%@*}"`)
+      // stands for the operator applied to its other values, again up to once per such value
+      // (followed as its own use, it named itself until the chain was refused).
+      const raw = boundOf(name, analysis).values;
+      const own = new RegExp(`^\\$\\{${name.replace(/[@*]/, "\\$&")}([%#][^}]*)\\}$`);
+      const ops = raw.flatMap((v) => own.exec(v)?.[1] ?? []);
+      values = extendedValues(
+        name,
+        raw.filter((v) => !own.test(v)),
+        count,
+        written,
+        site,
+      );
+      const all = new Set(values);
+      let last = values;
+      for (let step = 0; step < ops.length && last.length > 0; step++) {
+        count(ops.length * last.length);
+        last = ops.flatMap((op) => trimEach(name, op, last)).filter((w) => !all.has(w));
+        for (const w of last) all.add(w);
+      }
+      values = [...all];
       selfResolved.set(name, values);
     }
     return values;
@@ -278,22 +298,35 @@ export function boundWords(written: string, analysis: CommandAnalysis, site: str
     if (op.startsWith(":-") || op.startsWith("-")) return [...values, word as string];
     if (op.startsWith(":+") || op.startsWith("+")) return ["", word as string];
     if (op.startsWith(":?") || op.startsWith("?")) return values;
+    if (!valued(name)) throw notFollowed([name]);
+    return trimEach(name, op, values);
+  };
+  /** `${name%P}` (`%%`, `#`, `##`) of each of `values`. */
+  function trimEach(name: string, op: string, values: readonly string[]): string[] {
     const trim = /^(%%?|##?)(.*)$/s.exec(op);
     const re = trim ? patternRegExp(trim[2] as string) : undefined;
-    if (trim === null || re === undefined || !valued(name)) throw notFollowed([name]);
+    if (trim === null || re === undefined) throw notFollowed([name]);
     const how = trim[1] as string;
     return values.flatMap((v) => {
       if (v.length > MAX_WORD) throw unjudgeable(site, written, `a value of ${name} is longer than any path`);
       if (!RUN_TIME_VALUE.test(v)) return [trimmed(v, how, re)];
       // A run-time value: only a suffix of text without `/` stays inside its last part.
       const text = trim[2] as string;
-      if (how[0] !== "%" || /[/*?]/.test(text)) throw notFollowed([name]);
+      if (how[0] !== "%" || /[/*?]/.test(text)) {
+        // A value of the environment (`${HTTP_PROXY#*:}`: a variable the command gives none,
+        // not HOME, TMPDIR or the shell's folder) is judged as its text, as its plain use is:
+        // cut, it is no better known.
+        const lead = /^"?\$\{?([A-Za-z_][A-Za-z0-9_]*)/.exec(v)?.[1];
+        if (lead !== undefined && !valued(lead) && !["HOME", "TMPDIR", "PWD", "OLDPWD"].includes(lead))
+          return [v];
+        throw notFollowed([name]);
+      }
       if (v.endsWith(text)) return [v.slice(0, v.length - text.length)];
       // Its run-time end may end with the text: the value as it is, or cut in its last part.
       const fixed = v.slice(0, v.search(RUN_TIME_VALUE));
       return [v, `${fixed.slice(0, fixed.lastIndexOf("/") + 1)}*`];
     });
-  };
+  }
   if (![...written.matchAll(ANY_USE)].some((m) => valued(m[1] as string))) return undefined;
   const expand = (word: string, depth: number): string[] => {
     const uses = [...word.matchAll(ANY_USE)].filter((m) => valued(m[1] as string));

@@ -67,6 +67,8 @@ const DENY_ATTACKS: [string, RegExp][] = [
   [`d=${T}; echo x > "\${d:-}"`, /the redirection >/],
   [`sh -c 'cp ${E} "\${1%.txt}"' _ ${T}.txt`, /argument 2 of cp/],
   [`f=${VAULT}/y/z.c; cp ${E} "\${f%/y/*}/x"`, /argument 2 of cp/],
+  // A value that trims the variable itself stands for the trim of its other values.
+  [`d=${T}/; d="\${d%/}"; cp ${E} "$d"`, /argument 2 of cp/],
 ];
 
 /** Attacks through a value only known at run time (a glob): each would write below the vault. */
@@ -213,6 +215,7 @@ for (const landlock of ["on", "off"] as const) {
         [`f=${FREE}/one.txt; cp "$f" "\${f%.txt}.bak"`, `${FREE}/one.bak`],
         [`for f in ${FREE}/one.txt ${FREE}/two.txt; do cp "$f" "\${f%.txt}.bak2"; done`, `${FREE}/two.bak2`],
         [`f=${FREE}/one.txt; cp "$f" "\${f%/*}/c6"`, `${FREE}/c6`],
+        [`d=${FREE}/; d="\${d%/}"; cp ${E} "$d/c7"`, `${FREE}/c7`],
         [`f=${FREE}/one.txt; cp "$f" "${FREE}/copies/\${f##*/}"`, `${FREE}/copies/one.txt`],
       ])(
         "runs %s",
