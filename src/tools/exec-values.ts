@@ -317,8 +317,7 @@ export function boundWords(written: string, analysis: CommandAnalysis, site: str
         // not HOME, TMPDIR or the shell's folder) is judged as its text, as its plain use is:
         // cut, it is no better known.
         const lead = /^"?\$\{?([A-Za-z_][A-Za-z0-9_]*)/.exec(v)?.[1];
-        if (lead !== undefined && !valued(lead) && !["HOME", "TMPDIR", "PWD", "OLDPWD"].includes(lead))
-          return [v];
+        if (lead !== undefined && !valued(lead) && !START_NOT_EMPTY.has(lead)) return [v];
         throw notFollowed([name]);
       }
       if (v.endsWith(text)) return [v.slice(0, v.length - text.length)];
